@@ -1,0 +1,124 @@
+locals {
+  # A subnet is regional, so every region that holds a node needs one; a GCP
+  # VPC is global, so nodes in different regions still talk over private IPs.
+  control_plane_region = replace(var.control_plane_zone, "/-[a-z]$/", "")
+  worker_zone_list     = [for i in range(var.worker_count) : var.worker_zones[i % length(var.worker_zones)]]
+  worker_regions       = [for z in local.worker_zone_list : replace(z, "/-[a-z]$/", "")]
+  regions              = distinct(concat([local.control_plane_region], local.worker_regions))
+
+  subnet_cidrs = { for i, r in local.regions : r => cidrsubnet(var.node_cidr, 8, i) }
+
+  # Everything the Kubernetes-port rules admit: the node subnets and the pod
+  # network. Nothing from outside the cluster is in this list.
+  internal_ranges = concat(values(local.subnet_cidrs), [var.pod_cidr])
+
+  node_tag = "${var.name_prefix}-node"
+  ssh_keys = "${var.ssh_user}:${trimspace(file(pathexpand(var.ssh_public_key_path)))}"
+}
+
+resource "google_compute_network" "cluster" {
+  name                    = "${var.name_prefix}-net"
+  auto_create_subnetworks = false
+}
+
+resource "google_compute_subnetwork" "nodes" {
+  for_each = local.subnet_cidrs
+
+  name          = "${var.name_prefix}-${each.key}"
+  region        = each.key
+  network       = google_compute_network.cluster.id
+  ip_cidr_range = each.value
+}
+
+resource "google_compute_firewall" "ssh" {
+  name          = "${var.name_prefix}-allow-ssh"
+  network       = google_compute_network.cluster.name
+  direction     = "INGRESS"
+  source_ranges = [var.operator_cidr]
+  target_tags   = [local.node_tag]
+
+  allow {
+    protocol = "tcp"
+    ports    = ["22"]
+  }
+}
+
+resource "google_compute_firewall" "kubernetes_internal" {
+  name          = "${var.name_prefix}-allow-kubernetes-internal"
+  network       = google_compute_network.cluster.name
+  direction     = "INGRESS"
+  source_ranges = local.internal_ranges
+  target_tags   = [local.node_tag]
+
+  # API server, etcd, kubelet, controller-manager and scheduler, NodePorts.
+  allow {
+    protocol = "tcp"
+    ports    = ["6443", "2379-2380", "10250", "10257", "10259", "30000-32767"]
+  }
+
+  # flannel's VXLAN overlay, and UDP NodePorts.
+  allow {
+    protocol = "udp"
+    ports    = ["8472", "30000-32767"]
+  }
+
+  # Pod-to-pod traffic after decapsulation, and ping for RTT probes.
+  allow {
+    protocol = "icmp"
+  }
+}
+
+resource "google_compute_instance" "control_plane" {
+  name         = "${var.name_prefix}-cp"
+  zone         = var.control_plane_zone
+  machine_type = var.control_plane_machine_type
+  tags         = [local.node_tag]
+  labels       = merge(var.labels, { role = "control-plane" })
+
+  # Pod traffic leaves a node with pod source addresses.
+  can_ip_forward = true
+
+  boot_disk {
+    initialize_params {
+      image = var.image
+      size  = var.disk_size_gb
+    }
+  }
+
+  network_interface {
+    subnetwork = google_compute_subnetwork.nodes[local.control_plane_region].id
+    access_config {}
+  }
+
+  metadata = {
+    ssh-keys = local.ssh_keys
+  }
+}
+
+resource "google_compute_instance" "worker" {
+  count = var.worker_count
+
+  name         = "${var.name_prefix}-worker-${count.index}"
+  zone         = local.worker_zone_list[count.index]
+  machine_type = var.worker_machine_type
+  tags         = [local.node_tag]
+  labels       = merge(var.labels, { role = "worker" })
+
+  can_ip_forward = true
+
+  boot_disk {
+    initialize_params {
+      image = var.image
+      size  = var.disk_size_gb
+    }
+  }
+
+  network_interface {
+    subnetwork = google_compute_subnetwork.nodes[local.worker_regions[count.index]].id
+    access_config {}
+  }
+
+  metadata = {
+    ssh-keys = local.ssh_keys
+  }
+}
