@@ -59,7 +59,7 @@ class ServiceState:
     endpoints: list[Endpoint] = field(default_factory=list)
     index: int = 0
     sticky: dict[str, _Sticky] = field(default_factory=dict)
-    # Bumped whenever the endpoint list is replaced, so policies can drop caches.
+    # Bumped whenever the endpoint list or an endpoint's node changes, so policies drop caches.
     generation: int = 0
 
 
@@ -98,7 +98,10 @@ class Policy(ABC):
         if sorted(e.addr for e in state.endpoints) == sorted(new_addrs):
             # Same set: kube-proxy keeps order and cursor; RAP still needs fresh node names.
             by_addr = {e.addr: e for e in endpoints}
-            state.endpoints = [by_addr[e.addr] for e in state.endpoints]
+            refreshed = [by_addr[e.addr] for e in state.endpoints]
+            if refreshed != state.endpoints:
+                state.endpoints = refreshed
+                state.generation += 1
             return
         kept = set(new_addrs)
         state.sticky = {c: s for c, s in state.sticky.items() if s.endpoint.addr in kept}
