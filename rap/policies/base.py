@@ -101,10 +101,16 @@ class Policy(ABC):
             refreshed = [by_addr[e.addr] for e in state.endpoints]
             if refreshed != state.endpoints:
                 state.endpoints = refreshed
+                for entry in state.sticky.values():
+                    entry.endpoint = by_addr[entry.endpoint.addr]
                 state.generation += 1
             return
-        kept = set(new_addrs)
-        state.sticky = {c: s for c, s in state.sticky.items() if s.endpoint.addr in kept}
+        by_addr = {e.addr: e for e in endpoints}
+        state.sticky = {
+            client: _Sticky(by_addr[entry.endpoint.addr], entry.last_used)
+            for client, entry in state.sticky.items()
+            if entry.endpoint.addr in by_addr
+        }
         state.endpoints = list(endpoints)
         if self._shuffle:
             self._rng.shuffle(state.endpoints)
