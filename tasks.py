@@ -6,6 +6,40 @@ the logic lives there, not here. ``invoke --list`` shows them all and
 """
 
 from invoke import task
+from invoke.exceptions import Exit
+
+
+# ---- the reference balancer and its conformance vectors ----
+
+@task(help={"directory": "folder of *.json vectors (default tests/vectors)"})
+def vectors(c, directory=None):
+    """Run every conformance vector against the Python reference balancer."""
+    from pathlib import Path
+
+    from rap.paths import VECTORS_DIR
+    from rap.vectors import VectorError, run_all
+
+    try:
+        report = run_all(Path(directory) if directory else VECTORS_DIR)
+    except VectorError as exc:
+        raise Exit(f"error: {exc}", code=2) from None
+    for mismatch in report.mismatches:
+        print(f"MISMATCH {mismatch}")
+    print(f"{report.vectors} vectors, {report.requests} requests, {len(report.mismatches)} mismatches")
+    if not report.ok:
+        raise Exit(code=1)
+
+
+@task(help={"rounds": "minimum benchmark rounds per policy and size (default 20)"})
+def bench_policies(c, rounds=20):
+    """Decisions per second of round robin, RAP and least-request at 3, 30, 300 endpoints."""
+    from rap import policybench
+
+    print("benchmarking policies (pytest-benchmark, one process, side by side)...")
+    text, ok = policybench.report(policybench.run(int(rounds)))
+    print(text)
+    if not ok:
+        raise Exit(code=1)
 
 
 # ---- cloud: GCP VMs with Terraform, kubeadm 1.21 through Ansible (rap.cloud) ----
