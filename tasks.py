@@ -42,6 +42,15 @@ def bench_policies(c, rounds=20):
         raise Exit(code=1)
 
 
+# ---- the whole test suite ----
+
+@task(help={"fast": "only the fast unit tests (what plain `pytest` runs)"})
+def test(c, fast=False):
+    """Run the whole test suite: unit, property, vector, e2e and slow tests (as CI does)."""
+    markers = "not e2e and not slow" if fast else ""
+    c.run(f"python3 -m pytest -m '{markers}'", pty=False)
+
+
 # ---- cloud: GCP VMs with Terraform, kubeadm 1.21 through Ansible (rap.cloud) ----
 
 def _cloud_call(fn, *args, **kwargs):

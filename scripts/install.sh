@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Install everything the RAP toolkit needs on a fresh Debian machine, as root.
+# Idempotent: a second run only checks. Downloads and builds are cached under
+# $RAP_CACHE (default ~/.cache/rap), which survives fresh clones on the same machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\n==> %s\n' "$*"; }
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "error: scripts/install.sh installs system packages and must run as root (try: sudo $0)" >&2
+    exit 1
+fi
+
+# System packages: network namespaces and iptables for the local cluster,
+# etcd for its API server, conntrack/ipset as kube-proxy expects.
+APT_PACKAGES=(iproute2 iptables conntrack ipset etcd-server etcd-client procps psmisc curl ca-certificates openssl)
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    say "installing system packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    # Debian starts etcd as a service on install; the local cluster runs its own.
+    if command -v systemctl >/dev/null 2>&1; then systemctl disable --now etcd >/dev/null 2>&1 || true; fi
+    pkill -x etcd >/dev/null 2>&1 || true
+else
+    say "system packages present"
+fi
+
+command -v go >/dev/null 2>&1 || {
+    echo "error: Go is not on PATH; install Go >= 1.21 (Debian: apt-get install golang-go) and re-run" >&2
+    exit 1
+}
+
+say "installing the rap Python package and its test and cloud tools"
+python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -e ".[test,cloud]"
+
+say "installing terraform (built from source through the Go module proxy, cached)"
+python3 -m invoke install-terraform
+
+say "install complete"
