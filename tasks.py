@@ -106,9 +106,9 @@ def down(c, name="rap", yes=False):
     _cloud_call(cloud_down, name=name, yes=yes)
 
 
-@task(name="install-terraform")
-def install_terraform(c):
-    """Build Terraform 1.5.7 with Go into the project cache (skipped when already built)."""
+@task(name="install-terraform", help={"force": "build even when a usable terraform (>= 1.5, < 2) is on PATH"})
+def install_terraform(c, force=False):
+    """Build Terraform 1.5.7 with Go into the project cache (skipped when built, or one is on PATH)."""
     from rap.cloud.terraform import install_terraform as build
 
-    print(_cloud_call(build))
+    print(_cloud_call(build, force=force))

@@ -38,12 +38,21 @@ def cached_terraform() -> Path:
 
 
 def find_terraform() -> Path | None:
-    """terraform on PATH first (the user's choice), then the project's build."""
-    on_path = shutil.which("terraform")
-    if on_path:
-        return Path(on_path)
+    """The project's pinned build first, then a terraform on PATH."""
     cached = cached_terraform()
-    return cached if cached.is_file() else None
+    if cached.is_file():
+        return cached
+    on_path = shutil.which("terraform")
+    return Path(on_path) if on_path else None
+
+
+def terraform_version(binary: Path | str) -> tuple[int, ...] | None:
+    """(major, minor, patch) of a terraform binary, None if it does not answer."""
+    try:
+        out = subprocess.run([str(binary), "version", "-json"], capture_output=True, text=True, timeout=30)
+        return tuple(int(x) for x in json.loads(out.stdout)["terraform_version"].split("-")[0].split("."))
+    except (OSError, ValueError, KeyError, subprocess.TimeoutExpired):
+        return None
 
 
 def require_terraform() -> Path:
@@ -57,11 +66,19 @@ def require_terraform() -> Path:
     return found
 
 
-def install_terraform(go: str | None = None) -> Path:
-    """Build Terraform with ``go install``; a second call reuses the build."""
+def install_terraform(go: str | None = None, force: bool = False) -> Path:
+    """Build Terraform with ``go install``; reuse the build, or a usable one on PATH.
+
+    infra/ needs >= 1.5 and < 2; a terraform on PATH in that range saves the
+    few minutes the build takes, unless ``force``.
+    """
     target = cached_terraform()
     if target.is_file():
         return target
+    on_path = shutil.which("terraform")
+    if on_path and not force and (1, 5) <= (terraform_version(on_path) or (0,)) < (2,):
+        print(f"using terraform on PATH: {on_path}", file=sys.stderr)
+        return Path(on_path)
     go = go or shutil.which("go")
     if not go:
         raise CloudError("building terraform needs Go (1.20 or newer) on PATH: install the `golang` package, or install terraform yourself")
