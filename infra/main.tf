@@ -62,7 +62,7 @@ resource "google_compute_firewall" "kubernetes_internal" {
     ports    = ["8472", "30000-32767"]
   }
 
-  # Pod-to-pod traffic after decapsulation, and ping for RTT probes.
+  # Ping between nodes: RTT probes and path-MTU discovery for the overlay.
   allow {
     protocol = "icmp"
   }
@@ -75,7 +75,8 @@ resource "google_compute_instance" "control_plane" {
   tags         = [local.node_tag]
   labels       = merge(var.labels, { role = "control-plane" })
 
-  # Pod traffic leaves a node with pod source addresses.
+  # Lets a CNI without encapsulation (flannel host-gw) route pod addresses
+  # too; flannel's default VXLAN does not need it.
   can_ip_forward = true
 
   boot_disk {

@@ -8,6 +8,7 @@ get past Terraform's type check).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -172,3 +173,64 @@ def test_terraform_validate(tmp_path):
     result = subprocess.run([tf, "validate", "-no-color"], cwd=work, env=env, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ---- variables and locals evaluated by real Terraform, offline -------------
+# Without the google provider nothing with resources can be planned here, but
+# variables.tf plus main.tf's locals need no provider: Terraform itself checks
+# every validation block and computes the zones, regions and ranges.
+
+def _locals_module(tmp_path) -> tuple[str, "os.PathLike"]:
+    tf = _terraform_or_skip()
+    work = tmp_path / "locals"
+    work.mkdir()
+    shutil.copy(INFRA_DIR / "variables.tf", work)
+    match = re.search(r"^locals \{\n.*?^\}\n", (INFRA_DIR / "main.tf").read_text(), re.S | re.M)
+    names = ["regions", "subnet_cidrs", "internal_ranges", "worker_zone_list", "ssh_keys"]
+    outputs = "".join(f'output "{n}" {{\n  value = local.{n}\n}}\n' for n in names)
+    (work / "locals.tf").write_text(match.group(0) + outputs)
+    (tmp_path / "id_test.pub").write_text("ssh-ed25519 AAAAtest rap@test\n")
+    return tf, work
+
+
+def _apply(tf: str, work, tmp_path, **variables) -> subprocess.CompletedProcess:
+    base = {"project_id": "rap-test-123", "operator_cidr": "198.51.100.7/32",
+            "ssh_public_key_path": str(tmp_path / "id_test.pub")}
+    args = [f"-var={k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in {**base, **variables}.items()]
+    env = {**os.environ, "TF_DATA_DIR": str(tmp_path / "data"), "TF_IN_AUTOMATION": "1"}
+    return subprocess.run([tf, "apply", "-auto-approve", "-input=false", "-no-color", *args], cwd=work,
+                          env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_locals_spread_workers_over_zones_and_regions(tmp_path):
+    tf, work = _locals_module(tmp_path)
+    result = _apply(tf, work, tmp_path, worker_count=3, worker_zones=["us-central1-a", "asia-east1-b"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = json.loads(subprocess.run([tf, "output", "-json"], cwd=work, capture_output=True, text=True).stdout)
+    value = {k: v["value"] for k, v in out.items()}
+    assert value["worker_zone_list"] == ["us-central1-a", "asia-east1-b", "us-central1-a"]
+    assert value["regions"] == ["europe-west1", "us-central1", "asia-east1"]
+    assert sorted(value["internal_ranges"]) == ["10.10.0.0/24", "10.10.1.0/24", "10.10.2.0/24", "10.244.0.0/16"]
+    assert value["ssh_keys"] == "rap:ssh-ed25519 AAAAtest rap@test"
+
+
+@pytest.mark.parametrize("variable, value", [
+    ("operator_cidr", "0.0.0.0/0"),
+    ("operator_cidr", "not-a-cidr"),
+    ("worker_count", 1),
+    ("worker_count", 2.5),
+    ("worker_zones", ["europe-west1"]),
+    ("worker_zones", []),
+    ("control_plane_zone", "EU-west1-b"),
+    ("worker_machine_type", " "),
+    ("node_cidr", "10.10.0.0/24"),
+    ("pod_cidr", "10.244.0.0"),
+    ("ssh_public_key_path", "~/.ssh/id_ed25519"),
+    ("project_id", "P"),
+])
+def test_validation_blocks_reject_bad_values(tmp_path, variable, value):
+    tf, work = _locals_module(tmp_path)
+    result = _apply(tf, work, tmp_path, **{variable: value})
+    assert result.returncode != 0
+    assert "Invalid value for variable" in result.stderr, result.stderr
+    assert f'variable "{variable}"' in result.stderr
