@@ -28,8 +28,10 @@ def run_playbook(inventory: Path, private_data_dir: Path, extravars: dict | None
         playbook=str(playbook),
         inventory=str(inventory),
         extravars=extravars or {},
-        # playbooks/ansible.cfg holds the roles path and SSH settings.
-        envvars={"ANSIBLE_CONFIG": str(playbook.parent / "ansible.cfg")},
+        # playbooks/ansible.cfg holds the roles path and SSH settings;
+        # ansible-runner turns host key checking off by default, which would
+        # override the inventory's StrictHostKeyChecking=accept-new.
+        envvars={"ANSIBLE_CONFIG": str(playbook.parent / "ansible.cfg"), "ANSIBLE_HOST_KEY_CHECKING": "True"},
     )
     stats = runner.stats or {}
     if runner.status != "successful":

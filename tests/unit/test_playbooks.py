@@ -6,11 +6,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from rap.cloud.ansible import PLAYBOOKS_DIR, SITE
+from rap.cloud import CloudError
+from rap.cloud.ansible import PLAYBOOKS_DIR, SITE, changed_hosts, run_playbook
 from rap.cloud.inventory import write_inventory
 
 from .test_cloud import OUTPUTS
@@ -90,3 +92,26 @@ def test_secrets_stay_out_of_the_output():
     for task in secret_tasks:
         if any(k in task for k in ("ansible.builtin.command", "ansible.builtin.copy", "ansible.builtin.slurp")):
             assert task.get("no_log") is True, f"task {task['name']!r} handles a secret without no_log"
+
+
+def test_run_playbook_through_ansible_runner(tmp_path, monkeypatch):
+    """The runner call itself, on a local-connection playbook: stats on
+    success, a CloudError naming the host on failure."""
+    _tool("ansible-playbook")
+    monkeypatch.setenv("ANSIBLE_LOCAL_TEMP", str(tmp_path / "tmp"))
+    (tmp_path / "ansible.cfg").write_text((PLAYBOOKS_DIR / "ansible.cfg").read_text())
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": {"localhost": {
+        "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}))
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(yaml.safe_dump([{"name": "Probe", "hosts": "all", "gather_facts": False, "tasks": [
+        {"name": "Fail when asked", "ansible.builtin.fail": {"msg": "asked to"}, "when": "fail_now | bool"},
+        {"name": "Touch a file", "ansible.builtin.file": {"path": str(tmp_path / "touched"), "state": "touch",
+                                                          "modification_time": "preserve",
+                                                          "access_time": "preserve"}}]}]))
+    stats = run_playbook(inventory, tmp_path / "run1", {"fail_now": False}, playbook=playbook)
+    assert changed_hosts(stats) == {"localhost": 1}
+    stats = run_playbook(inventory, tmp_path / "run2", {"fail_now": False}, playbook=playbook)
+    assert changed_hosts(stats) == {}, "a second run must change nothing"
+    with pytest.raises(CloudError, match="failed on localhost"):
+        run_playbook(inventory, tmp_path / "run3", {"fail_now": True}, playbook=playbook)
