@@ -112,3 +112,65 @@ def install_terraform(c, force=False):
     from rap.cloud.terraform import install_terraform as build
 
     print(_cloud_call(build, force=force))
+
+
+# ---- kube-proxy v1.21 with RAP swapped in (rap.proxybuild, rap.image) ----
+
+def _build_call(fn, *args, **kwargs):
+    """Run a build step; its BuildError or ImageError becomes one message and exit 1."""
+    from rap.image import ImageError
+    from rap.proxybuild import BuildError
+
+    try:
+        return fn(*args, **kwargs)
+    except (BuildError, ImageError) as exc:
+        raise Exit(f"error: {exc}", code=1) from None
+
+
+@task(
+    name="build-proxy",
+    help={
+        "k8s_src": "use this Kubernetes release-1.21 checkout instead of fetching v1.21.14 through the Go module proxy",
+        "stock": "also build kube-proxy-stock (upstream round robin, no swap) for comparison",
+        "test": "run upstream's pkg/proxy/userspace tests and rap_patch/*_test.go on the swapped tree (default on; --no-test skips)",
+        "apiserver": "also build kube-apiserver from the same source (the local cluster needs it)",
+        "image": "then build build/Dockerfile around the RAP kube-proxy as this NAME:TAG (needs a Docker engine)",
+        "push": "push the --image after building it",
+        "force": "rebuild even when the binaries' inputs are unchanged",
+    },
+)
+def build_proxy(c, k8s_src=None, stock=False, test=True, apiserver=False, image=None, push=False, force=False):
+    """Build kube-proxy v1.21.14 with rap_patch/rap.go in place of roundrobin.go, into build/out/."""
+    from rap import image as rap_image
+    from rap import proxybuild
+
+    if push and not image:
+        raise Exit("error: --push needs --image NAME:TAG", code=2)
+    if image:
+        _build_call(rap_image.parse_ref, image)  # a bad NAME:TAG fails before the build
+    built = _build_call(proxybuild.build_kube_proxy, k8s_src, rap=True, stock=stock, force=force)
+    if apiserver:
+        built["kube-apiserver"] = _build_call(proxybuild.build_apiserver, k8s_src, force=force)
+    if test:
+        _build_call(proxybuild.test_proxy, k8s_src)
+    if image:
+        _build_call(rap_image.build_image, image, built["kube-proxy"], push=push)
+    print("binaries:")
+    for name, path in built.items():
+        print(f"  {name:16} {path}")
+
+
+@task(
+    name="test-proxy",
+    help={
+        "k8s_src": "use this Kubernetes release-1.21 checkout instead of fetching v1.21.14 through the Go module proxy",
+        "verbose": "go test -v: list every test",
+        "run": "only tests matching this regexp (go test -run)",
+        "upstream_only": "leave out rap_patch/*_test.go (e.g. with $RAP_GO_SOURCE pointing at another balancer)",
+    },
+)
+def test_proxy(c, k8s_src=None, verbose=False, run=None, upstream_only=False):
+    """Run upstream's pkg/proxy/userspace tests and rap_patch/*_test.go with rap.go swapped in."""
+    from rap import proxybuild
+
+    _build_call(proxybuild.test_proxy, k8s_src, verbose=verbose, run=run, project_tests=not upstream_only)
