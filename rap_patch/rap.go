@@ -664,6 +664,8 @@ func newRAPBalancer(cfg rapConfig, localNode string) *rapBalancer {
 	return rb
 }
 
+var rapConfiguredOnce sync.Once
+
 func newRAPFromEnv(getenv func(string) string) *rapBalancer {
 	cfg, err := rapConfigFromEnv(getenv)
 	rb := newRAPBalancer(cfg, localNodeName(getenv))
@@ -679,9 +681,12 @@ func newRAPFromEnv(getenv func(string) string) *rapBalancer {
 		}()
 		return rb
 	}
-	klog.InfoS("RAP: resource adaptive proxy configured", "node", rb.localNode,
-		"periodS", cfg.periodS, "staleAfterS", cfg.staleAfterS, "cpuThreshold", cfg.cpuThreshold,
-		"memThreshold", cfg.memThreshold, "wCPU", cfg.wCPU, "wMem", cfg.wMem, "wNet", cfg.wNet)
+	// kube-proxy makes one balancer; tests make hundreds: say it once.
+	rapConfiguredOnce.Do(func() {
+		klog.InfoS("RAP: resource adaptive proxy configured", "node", rb.localNode,
+			"periodS", cfg.periodS, "staleAfterS", cfg.staleAfterS, "cpuThreshold", cfg.cpuThreshold,
+			"memThreshold", cfg.memThreshold, "wCPU", cfg.wCPU, "wMem", cfg.wMem, "wNet", cfg.wNet)
+	})
 	return rb
 }
 

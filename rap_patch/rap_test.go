@@ -534,9 +534,9 @@ func TestRAPMonitorParsesMetrics(t *testing.T) {
 	s := rb.snapshot()
 
 	for ip, want := range map[string]rapUsage{
-		"10.0.1.1": {cpu: 0.5, mem: 0.5, at: 100},   // 400m of 800m, 128Mi of 256Mi
-		"10.0.2.1": {cpu: 0.9, mem: 0.1, at: 100},   // requests when no limit
-		"10.0.2.2": {cpu: 0.5, mem: 0, at: 100},     // no memory bound: unknown counts 0
+		"10.0.1.1": {cpu: 0.5, mem: 0.5, at: 100}, // 400m of 800m, 128Mi of 256Mi
+		"10.0.2.1": {cpu: 0.9, mem: 0.1, at: 100}, // requests when no limit
+		"10.0.2.2": {cpu: 0.5, mem: 0, at: 100},   // no memory bound: unknown counts 0
 	} {
 		got, ok := s.pods[ip]
 		if !ok || !rapClose(got.cpu, want.cpu) || !rapClose(got.mem, want.mem) || got.at != want.at {
