@@ -2,14 +2,17 @@
 
 This kernel has no ``netem`` (``tc qdisc ... netem delay`` is unavailable), so
 delay is added by a small Go program, ``netdelay`` (source beside this file),
-through NFQUEUE: in each node namespace, iptables sends packets leaving
-``eth0`` for another node (its node IP and its pod CIDR) to one NFQUEUE queue
-per destination node, and ``netdelay`` holds each packet for the configured
+through NFQUEUE: in each node namespace, iptables sends the packets that arrive
+on ``eth0`` from another node (from its node IP or its pod CIDR) to one NFQUEUE
+queue per peer node, and ``netdelay`` holds each packet for the configured
 one-way delay before it accepts it. Every packet is delayed, TCP SYN and
 SYN-ACK included, so a TCP connect between nodes takes the configured RTT.
 
-An RTT ``R`` between nodes ``a`` and ``b`` becomes ``R/2`` on ``a``'s egress
-towards ``b`` and ``R/2`` on ``b``'s egress towards ``a``.
+An RTT ``R`` between nodes ``a`` and ``b`` becomes ``R/2`` on ``a``'s ingress
+from ``b`` and ``R/2`` on ``b``'s ingress from ``a``. Ingress rather than
+egress: a packet held on its sender's egress still counts against the sending
+socket's TCP Small Queues budget, which throttles a delayed stream to a few
+packets per RTT; ``direction="egress"`` exists to show it (docs/netdelay.md).
 
 Failure mode: fail open. The rules carry ``--queue-bypass``, so while no
 ``netdelay`` is bound to a queue (not started yet, crashed, killed) packets pass
@@ -45,7 +48,7 @@ from rap.paths import cache_dir
 SOURCE_DIR = Path(__file__).resolve().parent / "netdelay"
 BINARY_NAME = "netdelay"
 CHAIN = "RAP-NETDELAY"
-QUEUE_BASE = 100  # queue for destination node j is QUEUE_BASE + j (queues are per namespace)
+QUEUE_BASE = 100  # the queue for peer node j is QUEUE_BASE + j (queues are per namespace)
 MAX_RTT_MS = 10_000.0
 DEFAULT_MAX_QUEUE = 4096
 RTT_FORMAT = ("NODE=RTT (RTT between node-1 and NODE), NODE:NODE=RTT, or *=RTT (every other pair); "
@@ -162,26 +165,26 @@ class NodeAddr:
     pod_cidr: str | None = None
     dev: str = "eth0"
 
-    def destinations(self) -> tuple[str, ...]:
-        """What other nodes send to when they talk to this node."""
+    def addresses(self) -> tuple[str, ...]:
+        """The addresses this node's traffic to other nodes comes from (and goes to)."""
         return (f"{self.ip}/32",) + ((self.pod_cidr,) if self.pod_cidr else ())
 
 
 @dataclass(frozen=True)
 class QueueRule:
-    """On one node: packets to node ``dest`` (its addresses) go to ``queue``, held ``delay_us``."""
-    dest: int
+    """On one node: packets between it and node ``peer`` (``addresses``) go to ``queue``, held ``delay_us``."""
+    peer: int
     queue: int
     delay_us: int
-    destinations: tuple[str, ...]
+    addresses: tuple[str, ...]
 
 
-def queue_num(dest: int) -> int:
-    return QUEUE_BASE + dest
+def queue_num(peer: int) -> int:
+    return QUEUE_BASE + peer
 
 
 def plan(rtts: Mapping[tuple[int, int], float], nodes: Sequence[NodeAddr]) -> dict[int, list[QueueRule]]:
-    """Per node index, the queues it needs: RTT/2 on each side's egress. Zero-RTT pairs get none."""
+    """Per node index, the queues it needs: RTT/2 on each side. Zero-RTT pairs get none."""
     by_index = {n.index: n for n in nodes}
     if len(by_index) != len(nodes):
         raise NetDelayError("two nodes share an index")
@@ -197,34 +200,53 @@ def plan(rtts: Mapping[tuple[int, int], float], nodes: Sequence[NodeAddr]) -> di
         one_way_us = int(round(ms * 1000 / 2))
         if one_way_us == 0:
             continue
-        for src, dst in ((a, b), (b, a)):
-            out.setdefault(src, []).append(
-                QueueRule(dst, queue_num(dst), one_way_us, by_index[dst].destinations()))
+        for here, peer in ((a, b), (b, a)):
+            out.setdefault(here, []).append(
+                QueueRule(peer, queue_num(peer), one_way_us, by_index[peer].addresses()))
     for rules in out.values():
-        rules.sort(key=lambda r: r.dest)
+        rules.sort(key=lambda r: r.peer)
     return out
 
 
-def iptables_install_cmds(node: NodeAddr, rules: Sequence[QueueRule], bypass: bool = True) -> list[list[str]]:
-    """iptables argv lists (run inside the node's namespace) that send its egress to the queues.
+DIRECTIONS = ("ingress", "egress")
 
-    Everything lives in the mangle chain RAP-NETDELAY, jumped to from
-    POSTROUTING for packets leaving the node's uplink; the chain is filled
-    before the jump is added.
+
+def iptables_install_cmds(node: NodeAddr, rules: Sequence[QueueRule], bypass: bool = True,
+                          direction: str = "ingress") -> list[list[str]]:
+    """iptables argv lists (run inside the node's namespace) that send inter-node packets to the queues.
+
+    ``ingress`` (the default) queues packets arriving on the node's uplink from
+    a peer (mangle PREROUTING, matched by source); ``egress`` queues packets
+    leaving towards a peer (mangle POSTROUTING, matched by destination).
+    Ingress is what works for traffic the node itself sends: held on the
+    sender's egress, an skb still counts against its socket's TCP Small Queues
+    budget, which caps a delayed TCP stream at a few packets per RTT (about
+    1 MB/s at 10 ms); once it has crossed the veth pair it no longer does.
+
+    Everything lives in the mangle chain RAP-NETDELAY; the chain is filled
+    before the jump to it is added.
     """
+    if direction not in DIRECTIONS:
+        raise NetDelayError(f"direction {direction!r}: want one of {', '.join(DIRECTIONS)}")
     ipt = ["iptables", "-w", "-t", "mangle"]
+    match = "-s" if direction == "ingress" else "-d"
     cmds = [[*ipt, "-N", CHAIN]]
     for r in rules:
-        for cidr in r.destinations:
-            cmds.append([*ipt, "-A", CHAIN, "-d", cidr, "-j", "NFQUEUE", "--queue-num", str(r.queue),
+        for cidr in r.addresses:
+            cmds.append([*ipt, "-A", CHAIN, match, cidr, "-j", "NFQUEUE", "--queue-num", str(r.queue),
                          *(["--queue-bypass"] if bypass else [])])
-    cmds.append([*ipt, "-A", "POSTROUTING", "-o", node.dev, "-j", CHAIN])
+    if direction == "ingress":
+        cmds.append([*ipt, "-A", "PREROUTING", "-i", node.dev, "-j", CHAIN])
+    else:
+        cmds.append([*ipt, "-A", "POSTROUTING", "-o", node.dev, "-j", CHAIN])
     return cmds
 
 
 def iptables_remove_cmds(node: NodeAddr) -> list[list[str]]:
+    """The jumps (either direction), then the chain. Each may fail harmlessly if absent."""
     ipt = ["iptables", "-w", "-t", "mangle"]
-    return [[*ipt, "-D", "POSTROUTING", "-o", node.dev, "-j", CHAIN],
+    return [[*ipt, "-D", "PREROUTING", "-i", node.dev, "-j", CHAIN],
+            [*ipt, "-D", "POSTROUTING", "-o", node.dev, "-j", CHAIN],
             [*ipt, "-F", CHAIN],
             [*ipt, "-X", CHAIN]]
 
@@ -327,11 +349,12 @@ def check_support() -> None:
                                 "which the user-space delay needs; `modprobe nfnetlink_queue` failed")
 
 
-def install_rules(node: NodeAddr, rules: Sequence[QueueRule], bypass: bool = True) -> None:
+def install_rules(node: NodeAddr, rules: Sequence[QueueRule], bypass: bool = True,
+                  direction: str = "ingress") -> None:
     """Add the NFQUEUE rules in the node's namespace (replacing any left from before)."""
     remove_rules(node)
     try:
-        for cmd in iptables_install_cmds(node, rules, bypass=bypass):
+        for cmd in iptables_install_cmds(node, rules, bypass=bypass, direction=direction):
             _run(cmd, netns=node.namespace)
     except NetDelayError as exc:
         remove_rules(node)
@@ -341,13 +364,15 @@ def install_rules(node: NodeAddr, rules: Sequence[QueueRule], bypass: bool = Tru
 
 
 def remove_rules(node: NodeAddr) -> bool:
-    """Remove the chain and its jump; True if something was removed. Quiet if the namespace is gone."""
+    """Remove the chain and its jumps; True if something was removed. Quiet if the namespace is gone."""
     removed = False
-    for _ in range(16):  # every copy of the jump, bounded
-        if _run(iptables_remove_cmds(node)[0], netns=node.namespace, check=False).returncode != 0:
-            break
-        removed = True
-    for cmd in iptables_remove_cmds(node)[1:]:
+    jumps, chain = iptables_remove_cmds(node)[:2], iptables_remove_cmds(node)[2:]
+    for cmd in jumps:
+        for _ in range(16):  # every copy of the jump, bounded
+            if _run(cmd, netns=node.namespace, check=False).returncode != 0:
+                break
+            removed = True
+    for cmd in chain:
         removed = (_run(cmd, netns=node.namespace, check=False).returncode == 0) or removed
     return removed
 
@@ -445,7 +470,7 @@ def find_delayers(namespace: str) -> list[int]:
 
 def apply(rtts: Mapping[tuple[int, int], float], nodes: Sequence[NodeAddr], *, log_dir: Path | str,
           binary: Path | str | None = None, env: Mapping[str, str] | None = None,
-          bypass: bool = True) -> dict[str, int]:
+          bypass: bool = True, direction: str = "ingress") -> dict[str, int]:
     """Delay every pair in ``rtts``: build, start one delayer per node that needs one, add the rules.
 
     Returns ``{namespace: pid}`` for the cluster's state file. Each delayer is
@@ -464,7 +489,7 @@ def apply(rtts: Mapping[tuple[int, int], float], nodes: Sequence[NodeAddr], *, l
             node = by_index[i]
             started[node.namespace] = start_delayer(node, rules, binary=binary, env=env,
                                                     log_path=Path(log_dir) / f"netdelay-{node.namespace}.log")
-            install_rules(node, rules, bypass=bypass)
+            install_rules(node, rules, bypass=bypass, direction=direction)
     except BaseException:
         remove([by_index[i] for i in wanted], [p.pid for p in started.values()])
         for p in started.values():

@@ -101,7 +101,7 @@ def test_plan_odd_microseconds_round():
 
 def test_plan_node_without_pod_cidr():
     bare = [nd.NodeAddr(1, "a", "10.219.0.11"), nd.NodeAddr(2, "b", "10.219.0.12")]
-    assert nd.plan({(1, 2): 4.0}, bare)[1][0].destinations == ("10.219.0.12/32",)
+    assert nd.plan({(1, 2): 4.0}, bare)[1][0].addresses == ("10.219.0.12/32",)
 
 
 @pytest.mark.parametrize("rtts, match", [
@@ -117,18 +117,28 @@ def test_plan_errors(rtts, match):
 
 # ------------------------------------------------------------ iptables, argv
 
-def test_iptables_install_fills_chain_before_jump():
+def test_iptables_ingress_fills_chain_before_jump():
     node = nodes()[0]
     rules = nd.plan({(1, 2): 40.0, (1, 3): 80.0}, nodes())[1]
     cmds = [" ".join(c) for c in nd.iptables_install_cmds(node, rules)]
     assert cmds == [
         "iptables -w -t mangle -N RAP-NETDELAY",
-        "iptables -w -t mangle -A RAP-NETDELAY -d 10.213.0.12/32 -j NFQUEUE --queue-num 102 --queue-bypass",
-        "iptables -w -t mangle -A RAP-NETDELAY -d 10.214.2.0/24 -j NFQUEUE --queue-num 102 --queue-bypass",
-        "iptables -w -t mangle -A RAP-NETDELAY -d 10.213.0.13/32 -j NFQUEUE --queue-num 103 --queue-bypass",
-        "iptables -w -t mangle -A RAP-NETDELAY -d 10.214.3.0/24 -j NFQUEUE --queue-num 103 --queue-bypass",
-        "iptables -w -t mangle -A POSTROUTING -o eth0 -j RAP-NETDELAY",
+        "iptables -w -t mangle -A RAP-NETDELAY -s 10.213.0.12/32 -j NFQUEUE --queue-num 102 --queue-bypass",
+        "iptables -w -t mangle -A RAP-NETDELAY -s 10.214.2.0/24 -j NFQUEUE --queue-num 102 --queue-bypass",
+        "iptables -w -t mangle -A RAP-NETDELAY -s 10.213.0.13/32 -j NFQUEUE --queue-num 103 --queue-bypass",
+        "iptables -w -t mangle -A RAP-NETDELAY -s 10.214.3.0/24 -j NFQUEUE --queue-num 103 --queue-bypass",
+        "iptables -w -t mangle -A PREROUTING -i eth0 -j RAP-NETDELAY",
     ]
+
+
+def test_iptables_egress_matches_destination():
+    node = nodes()[0]
+    rules = nd.plan({(1, 2): 40.0}, nodes())[1]
+    cmds = [" ".join(c) for c in nd.iptables_install_cmds(node, rules, direction="egress")]
+    assert cmds[1] == "iptables -w -t mangle -A RAP-NETDELAY -d 10.213.0.12/32 -j NFQUEUE --queue-num 102 --queue-bypass"
+    assert cmds[-1] == "iptables -w -t mangle -A POSTROUTING -o eth0 -j RAP-NETDELAY"
+    with pytest.raises(nd.NetDelayError, match="direction 'sideways'"):
+        nd.iptables_install_cmds(node, rules, direction="sideways")
 
 
 def test_iptables_fail_closed_has_no_bypass_and_other_dev():
@@ -136,12 +146,13 @@ def test_iptables_fail_closed_has_no_bypass_and_other_dev():
     rules = nd.plan({(1, 2): 4.0}, [node, nd.NodeAddr(2, "m", "10.219.0.12")])[1]
     cmds = nd.iptables_install_cmds(node, rules, bypass=False)
     assert all("--queue-bypass" not in c for c in cmds)
-    assert cmds[-1][-4:] == ["-o", "veth7", "-j", "RAP-NETDELAY"]
+    assert cmds[-1][-4:] == ["-i", "veth7", "-j", "RAP-NETDELAY"]
 
 
-def test_iptables_remove_undoes_install():
+def test_iptables_remove_undoes_either_direction():
     node = nodes()[1]
     assert [" ".join(c) for c in nd.iptables_remove_cmds(node)] == [
+        "iptables -w -t mangle -D PREROUTING -i eth0 -j RAP-NETDELAY",
         "iptables -w -t mangle -D POSTROUTING -o eth0 -j RAP-NETDELAY",
         "iptables -w -t mangle -F RAP-NETDELAY",
         "iptables -w -t mangle -X RAP-NETDELAY",

@@ -117,11 +117,13 @@ type delayQueue struct {
 	slack time.Duration
 	nf    *nfqueue.Nfqueue
 
-	mu   sync.Mutex
-	ring []held
-	head int
-	n    int
-	wake chan struct{}
+	mu      sync.Mutex
+	ring    []held
+	head    int
+	n       int
+	wake    chan struct{}
+	lateSum time.Duration // release time minus due time, over released packets (under mu)
+	lateMax time.Duration
 
 	seen, released, dropped, errs atomic.Uint64
 	maxHeld                       atomic.Int64
@@ -162,14 +164,20 @@ func (q *delayQueue) push(id uint32, now time.Time) {
 }
 
 // popDue removes every packet due by now; it returns the last one's id, how
-// many, and when the next one is due (zero time if none is held).
-func (q *delayQueue) popDue(now time.Time) (last uint32, count int, next time.Time) {
+// many, and when the next one is due (zero time if none is held). Lateness is
+// measured against wall, the moment the verdict is about to be sent.
+func (q *delayQueue) popDue(now, wall time.Time) (last uint32, count int, next time.Time) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for q.n > 0 {
 		h := q.ring[q.head]
 		if h.due.After(now) {
 			return last, count, h.due
+		}
+		late := wall.Sub(h.due)
+		q.lateSum += late
+		if late > q.lateMax {
+			q.lateMax = late
 		}
 		last, count = h.id, count+1
 		q.head = (q.head + 1) % len(q.ring)
@@ -201,7 +209,8 @@ func (q *delayQueue) release(ctx context.Context) {
 		// Release what falls due within the slack: the timer below wakes up
 		// late by up to about a millisecond, so this centres the error on
 		// the configured delay instead of always adding to it.
-		last, count, next := q.popDue(time.Now().Add(q.slack))
+		now := time.Now()
+		last, count, next := q.popDue(now.Add(q.slack), now)
 		if count > 0 {
 			q.verdict(last, nfqueue.NfAccept, true)
 			q.released.Add(uint64(count))
@@ -310,9 +319,13 @@ func run(rules []Rule, maxQueue int, slack time.Duration) error {
 	}
 	for _, q := range queues {
 		q.nf.Close()
-		fmt.Printf("queue=%d delay=%s seen=%d released=%d overflow=%d errors=%d max_held=%d\n",
+		var lateAvg time.Duration
+		if n := q.released.Load(); n > 0 {
+			lateAvg = q.lateSum / time.Duration(n)
+		}
+		fmt.Printf("queue=%d delay=%s seen=%d released=%d overflow=%d errors=%d max_held=%d late_avg=%s late_max=%s\n",
 			q.rule.Queue, q.rule.Delay, q.seen.Load(), q.released.Load(), q.dropped.Load(),
-			q.errs.Load(), q.maxHeld.Load())
+			q.errs.Load(), q.maxHeld.Load(), lateAvg.Round(time.Microsecond), q.lateMax.Round(time.Microsecond))
 	}
 	fmt.Printf("exit signal=%s\n", sig)
 	return nil

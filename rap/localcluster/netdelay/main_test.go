@@ -24,10 +24,10 @@ func TestRingFIFO(t *testing.T) {
 	for i := uint32(1); i <= 3; i++ {
 		q.push(i, t0.Add(time.Duration(i)*time.Millisecond))
 	}
-	if _, n, next := q.popDue(t0.Add(5 * time.Millisecond)); n != 0 || !next.Equal(t0.Add(11*time.Millisecond)) {
+	if _, n, next := q.popDue(t0.Add(5*time.Millisecond), t0); n != 0 || !next.Equal(t0.Add(11*time.Millisecond)) {
 		t.Fatalf("nothing due yet: n=%d next=%v", n, next.Sub(t0))
 	}
-	last, n, next := q.popDue(t0.Add(12 * time.Millisecond))
+	last, n, next := q.popDue(t0.Add(12*time.Millisecond), t0)
 	if last != 2 || n != 2 || !next.Equal(t0.Add(13*time.Millisecond)) {
 		t.Fatalf("want ids 1,2: last=%d n=%d", last, n)
 	}
@@ -35,7 +35,7 @@ func TestRingFIFO(t *testing.T) {
 	for i := uint32(4); i <= 6; i++ {
 		q.push(i, t0.Add(20*time.Millisecond))
 	}
-	last, n, next = q.popDue(t0.Add(time.Second))
+	last, n, next = q.popDue(t0.Add(time.Second), t0)
 	if last != 6 || n != 4 || !next.IsZero() {
 		t.Fatalf("want 3..6: last=%d n=%d", last, n)
 	}
