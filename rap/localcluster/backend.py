@@ -181,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"backend {args.name}: cannot listen on {args.host}:{args.port}: {e.strerror}", file=sys.stderr)
         return 2
     _stop_on_signals(server)
-    print(f"backend {args.name} on {args.node} listening on {args.host}:{args.port}", flush=True)
+    # The bound port, so a caller that passed --port 0 learns it from this line.
+    print(f"backend {args.name} on {args.node} listening on {args.host}:{server.server_address[1]}", flush=True)
     with server:
         server.serve_forever(poll_interval=0.2)
     return 0

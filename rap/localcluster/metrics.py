@@ -635,7 +635,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
     signal.signal(signal.SIGUSR1, lambda *_: setattr(server.api, "failing", not server.api.failing))
-    print(f"metrics: serving {PREFIX} on https://{args.listen} from {args.registry}", flush=True)
+    # The bound port, so a caller that passed port 0 learns it from this line.
+    print(f"metrics: serving {PREFIX} on https://{args.host}:{server.port} from {args.registry}", flush=True)
     while not done.wait(0.5):
         pass
     server.stop()
