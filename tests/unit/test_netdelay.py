@@ -195,3 +195,24 @@ def test_real_sources_are_there():
 def test_stop_delayer_leaves_foreign_pid_alone():
     import os
     assert nd.stop_delayer(os.getpid()) is None  # this pytest is not a netdelay process
+
+
+@pytest.mark.slow
+def test_go_tests_and_cached_build():
+    """`go test` of netdelay (rule parser, FIFO ring), then a build that a second call reuses."""
+    import shutil
+    import subprocess
+    import time
+
+    if shutil.which("go") is None and not __import__("os").path.exists("/usr/local/go/bin/go"):
+        pytest.skip("Go toolchain not installed (./scripts/install.sh installs it)")
+    proc = subprocess.run([nd._find_go(), "test", "./..."], cwd=nd.SOURCE_DIR, env=nd.go_env(),
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    first = nd.build_netdelay()
+    mtime = first.stat().st_mtime_ns
+    t0 = time.monotonic()
+    assert nd.build_netdelay() == first and first.stat().st_mtime_ns == mtime
+    assert time.monotonic() - t0 < 5
+    out = subprocess.run([str(first), "--rule", "queue=1"], capture_output=True, text=True)
+    assert out.returncode == 2 and "both queue and delay are required" in out.stderr
