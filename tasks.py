@@ -51,6 +51,74 @@ def test(c, fast=False):
     c.run(f"python3 -m pytest -m '{markers}'", pty=False)
 
 
+# ---- the local cluster: etcd, kube-apiserver, node namespaces, real kube-proxy (rap.localcluster) ----
+
+def _local_call(fn, *args, **kwargs):
+    """Run a rap.localcluster step; its errors become one message and exit 1."""
+    from rap.localcluster.cluster import LocalClusterError
+    from rap.localcluster.config import ClusterConfigError
+    from rap.localcluster.netdelay import RttOptionError
+
+    try:
+        return fn(*args, **kwargs)
+    except (LocalClusterError, ClusterConfigError, RttOptionError, RuntimeError) as exc:
+        raise Exit(f"error: {exc}", code=1) from None
+
+
+@task(
+    help={
+        "nodes": "number of nodes, 1..9 (default 3)",
+        "proxy": "rap (RAP kube-proxy), stock (upstream kube-proxy) or python (the Python reference proxy)",
+        "policy": "with --proxy python: rap, round-robin or least-request (default rap)",
+        "pods": "backend pods per node: one COUNT for every node, or node-1=3,node-2=1 (default 2 each)",
+        "pod_cpu": "CPU limit of each backend pod, in cores (default 0.25)",
+        "cpu_ms": "CPU milliseconds each request costs a backend (default 2)",
+        "rtt": "inter-node round-trip time, repeatable: node-2=40ms (node-1<->node-2), node-1:node-3=80ms, *=10ms",
+        "period": "RAP's monitor period in seconds (default 1 here; 5 on a real cluster)",
+    },
+    iterable=["rtt"],
+    auto_shortflags=False,
+)
+def local_up(c, nodes=3, proxy="rap", policy="rap", pods=None, pod_cpu="0.25", cpu_ms="2", rtt=None, period="1"):
+    """Start a real multi-node cluster on this machine (root; no Docker): etcd, kube-apiserver, kube-proxy."""
+    from rap.localcluster import cluster, config, netdelay
+
+    def run():
+        per_node, default = config.parse_pods(pods)
+        cfg = config.ClusterConfig(
+            nodes=int(nodes), proxy=proxy, python_policy=policy, pods=per_node,
+            default_pods=default if default is not None else 2,
+            pod_cpu=config.number("--pod-cpu", pod_cpu), cpu_ms=config.number("--cpu-ms", cpu_ms),
+            rtt_ms=netdelay.parse_rtt(rtt or [], nodes=int(nodes)),
+            rap_period_s=config.number("--period", period))
+        st = cluster.up(cfg)
+        print(f"local cluster up: {len(st.nodes)} nodes, proxy {st.proxy}, {len(st.pods)} pods, "
+              f"Service default/web at {st.cluster_ip}:80")
+        print(f"  kubeconfig: {st.kubeconfig}   status: invoke local-status   stop: invoke local-down")
+
+    _local_call(run)
+
+
+@task
+def local_down(c):
+    """Remove every namespace, link, iptables rule, cgroup and process that local-up made."""
+    from rap.localcluster import cluster
+
+    removed = _local_call(cluster.down)
+    print(f"local cluster down ({len(removed)} things removed)")
+
+
+@task
+def local_status(c):
+    """Show what the local cluster runs, where, and whether it is healthy."""
+    from rap.localcluster import status
+
+    text, healthy = status.report()
+    print(text)
+    if not healthy:
+        raise Exit(code=1)
+
+
 # ---- cloud: GCP VMs with Terraform, kubeadm 1.21 through Ansible (rap.cloud) ----
 
 def _cloud_call(fn, *args, **kwargs):

@@ -1,0 +1,226 @@
+"""local-up, local-status and the cluster handle that tests and the benchmark use.
+
+``up`` builds the cluster in steps, saving state as it goes; any failure
+tears down everything made so far, so nothing is left half-built.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from rap.localcluster import config as cfg
+from rap.localcluster import controlplane, metrics, netdelay, netns, objects, pki, procs, state, workload
+from rap.localcluster.teardown import teardown
+from rap.paths import build_out_dir
+
+PROXY_BINARIES = {"rap": "kube-proxy", "stock": "kube-proxy-stock"}
+RTT_PORT = 10250
+
+
+class LocalClusterError(RuntimeError):
+    """A local-up/down problem with one clear message naming the fix."""
+
+
+def _step(n: int, total: int, text: str) -> None:
+    print(f"[{n}/{total}] {text}", flush=True)
+
+
+def preflight(c: cfg.ClusterConfig) -> dict[str, Path]:
+    """Everything local-up needs, checked before anything is created."""
+    if os.geteuid() != 0:
+        raise LocalClusterError("local-up needs root (namespaces, iptables, cgroups): run it as root or with sudo")
+    for tool, pkg in (("ip", "iproute2"), ("iptables", "iptables"), ("etcd", "etcd-server")):
+        from rap.localcluster.sh import ToolError, require_tool
+        try:
+            require_tool(tool, pkg)
+        except ToolError as exc:
+            raise LocalClusterError(str(exc)) from None
+    if not Path("/proc/self/ns/net").exists():
+        raise LocalClusterError("this kernel has no network namespaces (CONFIG_NET_NS); local-up cannot run here")
+    try:
+        from rap.localcluster import cgroups
+        cgroups.layout()
+    except Exception as exc:  # noqa: BLE001 - CgroupError names the controller and mount
+        raise LocalClusterError(str(exc)) from None
+    out = build_out_dir()
+    binaries = {"kube-apiserver": out / "kube-apiserver"}
+    if c.proxy in PROXY_BINARIES:
+        binaries["kube-proxy"] = out / PROXY_BINARIES[c.proxy]
+    for name, path in binaries.items():
+        if not path.exists():
+            flag = "--apiserver" if name == "kube-apiserver" else ("--stock" if c.proxy == "stock" else "")
+            raise LocalClusterError(f"{path} not built yet: run `invoke build-proxy {flag}`".replace("  ", " ").rstrip("` ") + "`")
+    return binaries
+
+
+def up(c: cfg.ClusterConfig, runtime: Path | None = None) -> state.ClusterState:
+    runtime = runtime or state.runtime_dir()
+    binaries = preflight(c)
+    with state.locked(runtime):
+        existing = state.load(runtime)
+        if existing is not None or netns.existing_namespaces():
+            raise LocalClusterError(
+                f"a local cluster already exists (phase {existing.phase if existing else 'unknown'}, "
+                f"{runtime}); run `invoke local-down` first")
+        st = state.ClusterState(proxy=c.proxy, config=_config_dict(c),
+                                nodes=[cfg.node_name(i) for i in c.node_indexes()])
+        state.save(runtime, st)
+        try:
+            _build(runtime, c, binaries, st)
+        except BaseException as exc:
+            print(f"local-up failed: {exc}\ncleaning up what was made...", file=sys.stderr, flush=True)
+            teardown(runtime, say=lambda s: None)
+            if isinstance(exc, Exception) and not isinstance(exc, LocalClusterError):
+                raise LocalClusterError(f"local-up failed and was rolled back: {exc}") from exc
+            raise
+    return st
+
+
+def _config_dict(c: cfg.ClusterConfig) -> dict:
+    d = asdict(c)
+    d["rtt_ms"] = {f"node-{a}:node-{b}": ms for (a, b), ms in c.rtt_ms.items()}
+    return d
+
+
+def _build(runtime: Path, c: cfg.ClusterConfig, binaries: dict[str, Path], st: state.ClusterState) -> None:
+    total = 8
+    _step(1, total, "certificates and kubeconfig")
+    api_url = controlplane.apiserver_url(c)
+    keys = pki.create(runtime / "pki", [cfg.bridge_ip(), "127.0.0.1", str(cfg.SERVICE_NET.network_address + 1)], api_url)
+    st.kubeconfig, st.api_url = str(keys.kubeconfig), api_url
+    _step(2, total, f"network: bridge {cfg.BRIDGE} and {c.nodes} node namespaces")
+    netns.create_bridge()
+    for i in c.node_indexes():
+        netns.create_node(i, c.nodes)
+    _step(3, total, "etcd and kube-apiserver")
+    controlplane.start_etcd(runtime, c)
+    controlplane.start_apiserver(runtime, c, binaries["kube-apiserver"], keys)
+    api = objects.api_client(st.kubeconfig)
+    _step(4, total, "nodes: Node objects, RTT listeners, cgroups" + (", inter-node delay" if c.rtt_ms else ""))
+    _start_nodes(runtime, c, api)
+    _step(5, total, "metrics server (metrics.k8s.io through the aggregation layer)")
+    _start_metrics(runtime, c, api, keys)
+    _step(6, total, f"backend pods: {', '.join(f'node-{i}={c.pods_on(i)}' for i in c.node_indexes())}")
+    for i in c.node_indexes():
+        for k in range(1, c.pods_on(i) + 1):
+            st.pods.append(workload.start_pod(runtime, c, api, i, k))
+            state.save(runtime, st)
+    write_metrics_registry(runtime, st)
+    st.cluster_ip = objects.create_service(api)
+    objects.set_endpoints(api, [_pod_spec(c, p) for p in st.pods])
+    _step(7, total, f"proxies: {c.proxy} on every node")
+    for i in c.node_indexes():
+        start_proxy(runtime, c, st, i, binaries.get("kube-proxy"))
+    _step(8, total, f"waiting until the Service {st.cluster_ip}:{objects.SERVICE_PORT} answers from every node")
+    for i in c.node_indexes():
+        wait_service(runtime, st, i)
+    st.phase = "up"
+    state.save(runtime, st)
+
+
+def _pod_spec(c: cfg.ClusterConfig, pod: dict) -> objects.PodSpec:
+    return objects.PodSpec(pod["name"], pod["node"], pod["ip"], c.pod_cpu, c.pod_mem_mib)
+
+
+def _start_nodes(runtime: Path, c: cfg.ClusterConfig, api) -> None:
+    for i in c.node_indexes():
+        objects.create_node(api, cfg.node_name(i), cfg.node_ip(i), c.node_cpu, c.node_mem_mib)
+        workload.create_node_cgroup(c, i)
+        pid = procs.start(runtime, f"nodeagent-{i}", [sys.executable, "-m", "rap.localcluster.nodeagent",
+                                                      "--port", str(RTT_PORT)], netns=cfg.node_netns(i))
+        _join_node_cgroup(i, pid)
+    if c.rtt_ms:
+        netdelay.apply(c.rtt_ms, delay_nodes(c), log_dir=runtime / "logs", env={procs.MARK: str(runtime)})
+
+
+def delay_nodes(c: cfg.ClusterConfig) -> list:
+    return [netdelay.NodeAddr(i, cfg.node_netns(i), cfg.node_ip(i), cfg.pod_cidr(i)) for i in c.node_indexes()]
+
+
+def _join_node_cgroup(i: int, pid: int) -> None:
+    from rap.localcluster import cgroups
+    cgroups.group(workload.node_cgroup(cfg.node_name(i))).add_pid(pid)
+
+
+def _start_metrics(runtime: Path, c: cfg.ClusterConfig, api, keys: pki.Pki) -> None:
+    from kubernetes import client
+
+    write_metrics_registry(runtime, state.ClusterState(nodes=[cfg.node_name(i) for i in c.node_indexes()]))
+    procs.start(runtime, "metrics-server", [
+        sys.executable, "-m", "rap.localcluster.metrics", "--registry", str(runtime / "metrics-registry.json"),
+        "--listen", f"{cfg.bridge_ip()}:{c.metrics_port}", "--cert", str(keys.path("metrics.crt")),
+        "--key", str(keys.path("metrics.key")), "--interval", "0.5", "--window", "2",
+    ])
+    svc, eps = metrics.service_objects(cfg.bridge_ip(), c.metrics_port)
+    core = client.CoreV1Api(api)
+    core.create_namespaced_service("kube-system", svc)
+    core.create_namespaced_endpoints("kube-system", eps)
+    client.ApiregistrationV1Api(api).create_api_service(metrics.apiservice())
+
+
+def write_metrics_registry(runtime: Path, st: state.ClusterState) -> None:
+    nodes, pods = workload.metrics_registry(st.nodes, st.pods)
+    metrics.write_registry(runtime / "metrics-registry.json", nodes, pods)
+
+
+def proxy_argv(c: cfg.ClusterConfig, st: state.ClusterState, i: int, binary: Path | None) -> list[str]:
+    node = cfg.node_name(i)
+    if c.proxy == "python":
+        return [sys.executable, "-m", "rap.pyproxy", "--kubeconfig", st.kubeconfig, "--node", node,
+                "--bind-address", cfg.node_ip(i), "--policy", c.python_policy,
+                "--rap-period-s", str(c.rap_period_s), "--rtt-port", str(RTT_PORT)]
+    return [str(binary), f"--kubeconfig={st.kubeconfig}", "--proxy-mode=userspace",
+            f"--hostname-override={node}", f"--bind-address={cfg.node_ip(i)}",
+            f"--cluster-cidr={cfg.POD_NET}", "--healthz-bind-address=127.0.0.1:10256",
+            "--metrics-bind-address=127.0.0.1:10249",
+            # Node namespaces share the host's conntrack sysctls; leave them alone.
+            "--conntrack-max-per-core=0", "--conntrack-tcp-timeout-established=0",
+            "--conntrack-tcp-timeout-close-wait=0", "--oom-score-adj=0", "--v=2"]
+
+
+def proxy_env(c: cfg.ClusterConfig, st: state.ClusterState, i: int) -> dict[str, str]:
+    return {"RAP_KUBECONFIG": st.kubeconfig, "RAP_NODE_NAME": cfg.node_name(i),
+            "RAP_PERIOD_S": str(c.rap_period_s), "RAP_RTT_PORT": str(RTT_PORT)}
+
+
+def start_proxy(runtime: Path, c: cfg.ClusterConfig, st: state.ClusterState, i: int,
+                binary: Path | None) -> int:
+    env = proxy_env(c, st, i) if c.proxy in ("rap", "python") else {}
+    pid = procs.start(runtime, f"proxy-{i}", proxy_argv(c, st, i, binary), netns=cfg.node_netns(i), env=env)
+    _join_node_cgroup(i, pid)
+    return pid
+
+
+def wait_service(runtime: Path, st: state.ClusterState, i: int, timeout: float = 60) -> None:
+    """Until an HTTP request from node i's namespace to the ClusterIP is answered."""
+    from rap.localcluster import traffic
+
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        pid = procs.recorded(runtime).get(f"proxy-{i}")
+        if pid is not None and not procs.alive(pid):
+            raise LocalClusterError(f"the proxy on node-{i} exited; see {procs.log_path(runtime, f'proxy-{i}')}")
+        result = traffic.probe(cfg.node_netns(i), st.cluster_ip, objects.SERVICE_PORT)
+        if result.ok:
+            return
+        last = result.error
+        time.sleep(0.5)
+    raise LocalClusterError(f"the Service {st.cluster_ip} does not answer from node-{i} after {timeout:.0f}s "
+                            f"({last}); see {procs.log_path(runtime, f'proxy-{i}')}")
+
+
+def down(runtime: Path | None = None) -> list[str]:
+    runtime = runtime or state.runtime_dir()
+    if os.geteuid() != 0:
+        raise LocalClusterError("local-down needs root: run it as root or with sudo")
+    with state.locked(runtime):
+        st = state.load(runtime)
+        c_nodes = len(st.nodes) if st else cfg.MAX_NODES
+        removed = netdelay.remove([netdelay.NodeAddr(i, cfg.node_netns(i), cfg.node_ip(i), cfg.pod_cidr(i))
+                                   for i in range(1, c_nodes + 1)])
+        return removed + teardown(runtime)

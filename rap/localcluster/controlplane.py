@@ -1,0 +1,120 @@
+"""etcd and kube-apiserver of the local cluster, as real processes in the root namespace."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from rap.localcluster import config as cfg
+from rap.localcluster import procs
+from rap.localcluster.pki import Pki
+from rap.localcluster.sh import ToolError, require_tool
+
+
+class ControlPlaneError(RuntimeError):
+    pass
+
+
+def check_port_free(host: str, port: int, what: str) -> None:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            raise ControlPlaneError(
+                f"port {host}:{port} for {what} is in use: stop what holds it "
+                f"(ss -ltnp 'sport = :{port}') or run `invoke local-down` if it is an old cluster"
+            ) from None
+
+
+def start_etcd(runtime: Path, c: cfg.ClusterConfig) -> None:
+    etcd = require_tool("etcd", "etcd-server")
+    peer = c.etcd_port + 10
+    check_port_free("127.0.0.1", c.etcd_port, "etcd")
+    check_port_free("127.0.0.1", peer, "etcd peers")
+    client_url, peer_url = f"http://127.0.0.1:{c.etcd_port}", f"http://127.0.0.1:{peer}"
+    procs.start(runtime, "etcd", [
+        etcd, "--name", "rap-local", "--data-dir", str(runtime / "etcd"),
+        "--listen-client-urls", client_url, "--advertise-client-urls", client_url,
+        "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
+        "--initial-cluster", f"rap-local={peer_url}", "--log-level", "warn",
+    ])
+    _wait_http(f"{client_url}/health", "etcd", runtime, "etcd")
+
+
+def apiserver_url(c: cfg.ClusterConfig) -> str:
+    return f"https://{cfg.bridge_ip()}:{c.api_port}"
+
+
+def start_apiserver(runtime: Path, c: cfg.ClusterConfig, binary: Path, pki: Pki) -> None:
+    check_port_free(cfg.bridge_ip(), c.api_port, "kube-apiserver")
+    p = pki.path
+    procs.start(runtime, "kube-apiserver", [
+        str(binary),
+        f"--etcd-servers=http://127.0.0.1:{c.etcd_port}",
+        f"--bind-address={cfg.bridge_ip()}", f"--advertise-address={cfg.bridge_ip()}",
+        f"--secure-port={c.api_port}",
+        f"--service-cluster-ip-range={cfg.SERVICE_NET}",
+        f"--tls-cert-file={p('apiserver.crt')}", f"--tls-private-key-file={p('apiserver.key')}",
+        f"--client-ca-file={p('ca.crt')}",
+        f"--service-account-key-file={p('sa.pub')}",
+        f"--service-account-signing-key-file={p('sa.key')}",
+        "--service-account-issuer=https://kubernetes.default.svc",
+        "--authorization-mode=Node,RBAC",
+        # No controller-manager makes service-account tokens here; pods are
+        # records of processes the project runs, so that admission is off.
+        "--disable-admission-plugins=ServiceAccount",
+        # The aggregation layer, for metrics.k8s.io served by rap.localcluster.metrics.
+        f"--requestheader-client-ca-file={p('front-proxy-ca.crt')}",
+        "--requestheader-allowed-names=front-proxy-client",
+        "--requestheader-username-headers=X-Remote-User",
+        "--requestheader-group-headers=X-Remote-Group",
+        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+        f"--proxy-client-cert-file={p('front-proxy-client.crt')}",
+        f"--proxy-client-key-file={p('front-proxy-client.key')}",
+        "--enable-aggregator-routing=true",
+        "--profiling=false", "--v=1",
+    ])
+    _wait_http(f"{apiserver_url(c)}/readyz", "kube-apiserver", runtime, "kube-apiserver",
+               pki=pki, timeout=90)
+
+
+def _tls_context(pki: Pki) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=str(pki.path("ca.crt")))
+    ctx.load_cert_chain(str(pki.path("admin.crt")), str(pki.path("admin.key")))
+    return ctx
+
+
+def _wait_http(url: str, what: str, runtime: Path, proc_name: str, pki: Pki | None = None,
+               timeout: float = 30) -> None:
+    ctx = _tls_context(pki) if pki else None
+    deadline = time.monotonic() + timeout
+    pid = procs.recorded(runtime).get(proc_name)
+    last = ""
+    while time.monotonic() < deadline:
+        if pid is not None and not procs.alive(pid):
+            raise ControlPlaneError(f"{what} exited at start; see {procs.log_path(runtime, proc_name)}:\n"
+                                    + _tail(procs.log_path(runtime, proc_name)))
+        try:
+            with urllib.request.urlopen(url, timeout=2, context=ctx) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, OSError) as exc:
+            last = str(exc)
+        time.sleep(0.3)
+    raise ControlPlaneError(f"{what} not ready after {timeout:.0f}s ({last}); see "
+                            f"{procs.log_path(runtime, proc_name)}")
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+__all__ = ["ControlPlaneError", "ToolError", "apiserver_url", "start_apiserver", "start_etcd"]

@@ -1,0 +1,95 @@
+"""The Kubernetes objects of the local cluster, created through the real API.
+
+There is no kubelet or controller-manager here: the project runs the pods'
+processes itself, so it writes what a kubelet and the endpoints controller
+would: Node objects with capacity and addresses, Pod objects bound to a node
+with their status (IP, Running, Ready), and the Service's Endpoints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kubernetes import client, config as kubeconfig
+
+NAMESPACE = "default"
+SERVICE = "web"
+SERVICE_PORT = 80
+TARGET_PORT = 8080
+
+
+@dataclass(frozen=True)
+class PodSpec:
+    name: str
+    node: str
+    ip: str
+    cpu: float
+    mem_mib: int
+
+
+def api_client(kubeconfig_path: str) -> client.ApiClient:
+    return kubeconfig.new_client_from_config(config_file=kubeconfig_path)
+
+
+def create_node(api: client.ApiClient, name: str, ip: str, cpu: float, mem_mib: int) -> None:
+    core = client.CoreV1Api(api)
+    resources = {"cpu": _cpu(cpu), "memory": f"{mem_mib}Mi", "pods": "110"}
+    core.create_node(client.V1Node(metadata=client.V1ObjectMeta(
+        name=name, labels={"kubernetes.io/hostname": name, "rap.local/cluster": "true"})))
+    status = client.V1NodeStatus(
+        capacity=resources, allocatable=resources,
+        addresses=[client.V1NodeAddress(type="InternalIP", address=ip),
+                   client.V1NodeAddress(type="Hostname", address=name)],
+        conditions=[client.V1NodeCondition(type="Ready", status="True", reason="RapLocal",
+                                           message="node namespace is up")])
+    core.patch_node_status(name, {"status": api.sanitize_for_serialization(status)})
+
+
+def create_pod(api: client.ApiClient, pod: PodSpec) -> None:
+    core = client.CoreV1Api(api)
+    limits = {"cpu": _cpu(pod.cpu), "memory": f"{pod.mem_mib}Mi"}
+    body = client.V1Pod(
+        metadata=client.V1ObjectMeta(name=pod.name, labels={"app": SERVICE}),
+        spec=client.V1PodSpec(node_name=pod.node, containers=[client.V1Container(
+            name="backend", image="rap.local/backend",
+            ports=[client.V1ContainerPort(container_port=TARGET_PORT)],
+            resources=client.V1ResourceRequirements(limits=limits, requests=limits))]))
+    core.create_namespaced_pod(NAMESPACE, body)
+    status = {"phase": "Running", "podIP": pod.ip, "podIPs": [{"ip": pod.ip}],
+              "conditions": [{"type": "Ready", "status": "True"}]}
+    core.patch_namespaced_pod_status(pod.name, NAMESPACE, {"status": status})
+
+
+def delete_pod(api: client.ApiClient, name: str) -> None:
+    client.CoreV1Api(api).delete_namespaced_pod(name, NAMESPACE, grace_period_seconds=0)
+
+
+def create_service(api: client.ApiClient, name: str = SERVICE, namespace: str = NAMESPACE) -> str:
+    """A selector-less ClusterIP Service; returns its ClusterIP."""
+    core = client.CoreV1Api(api)
+    svc = core.create_namespaced_service(namespace, client.V1Service(
+        metadata=client.V1ObjectMeta(name=name),
+        spec=client.V1ServiceSpec(ports=[client.V1ServicePort(
+            name="http", port=SERVICE_PORT, target_port=TARGET_PORT, protocol="TCP")])))
+    return svc.spec.cluster_ip
+
+
+def set_endpoints(api: client.ApiClient, pods: list[PodSpec], name: str = SERVICE,
+                  namespace: str = NAMESPACE, port: int = TARGET_PORT) -> None:
+    """Replace the Service's Endpoints with ``pods`` (what the endpoints controller does)."""
+    core = client.CoreV1Api(api)
+    addresses = [client.V1EndpointAddress(ip=p.ip, node_name=p.node, target_ref=client.V1ObjectReference(
+        kind="Pod", name=p.name, namespace=namespace)) for p in pods]
+    subsets = [client.V1EndpointSubset(addresses=addresses, ports=[client.CoreV1EndpointPort(
+        name="http", port=port, protocol="TCP")])] if pods else []
+    body = client.V1Endpoints(metadata=client.V1ObjectMeta(name=name), subsets=subsets)
+    try:
+        core.replace_namespaced_endpoints(name, namespace, body)
+    except client.ApiException as exc:
+        if exc.status != 404:
+            raise
+        core.create_namespaced_endpoints(namespace, body)
+
+
+def _cpu(cores: float) -> str:
+    return f"{round(cores * 1000)}m"

@@ -1,0 +1,65 @@
+"""What a running local cluster is: its runtime folder and state file.
+
+The state file is written before anything is created and updated as parts
+come up, so ``local-status`` and ``local-down`` know what exists even after a
+failed or interrupted ``local-up``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+
+def runtime_dir() -> Path:
+    return Path(os.environ.get("RAP_LOCAL_DIR", "/run/rap-local"))
+
+
+@dataclass
+class ClusterState:
+    phase: str = "starting"  # starting | up | failed
+    proxy: str = ""
+    nodes: list[str] = field(default_factory=list)
+    cluster_ip: str = ""
+    kubeconfig: str = ""
+    api_url: str = ""
+    pods: list[dict] = field(default_factory=list)  # {name, node, ip, netns, cgroup}
+    config: dict = field(default_factory=dict)
+    error: str = ""
+
+
+def state_path(runtime: Path) -> Path:
+    return runtime / "state.json"
+
+
+def load(runtime: Path) -> ClusterState | None:
+    path = state_path(runtime)
+    if not path.exists():
+        return None
+    return ClusterState(**json.loads(path.read_text()))
+
+
+def save(runtime: Path, state: ClusterState) -> None:
+    runtime.mkdir(parents=True, exist_ok=True)
+    tmp = state_path(runtime).with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(state), indent=2))
+    tmp.replace(state_path(runtime))
+
+
+@contextmanager
+def locked(runtime: Path) -> Iterator[None]:
+    """One local-up/local-down at a time on this machine."""
+    runtime.mkdir(parents=True, exist_ok=True)
+    with open(runtime.parent / f".{runtime.name}.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError(
+                f"another local-up or local-down is running on {runtime}; wait for it to finish"
+            ) from None
+        yield

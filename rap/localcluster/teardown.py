@@ -1,0 +1,56 @@
+"""local-down: remove everything local-up made, whatever state it was left in.
+
+Cleanup works from names and marks, not only from the state file: every
+namespace starts with ``rap-``, every link is ``rap0`` or ``rapn<i>``, every
+process carries the cluster's mark, every cgroup sits under the project's
+parent, so an interrupted local-up is cleaned up as fully as a finished one.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from rap.localcluster import netns, procs
+from rap.localcluster.sh import quiet, run
+
+
+def teardown(runtime: Path, say=print) -> list[str]:
+    removed: list[str] = []
+    pids = procs.stop_all(runtime)
+    if pids:
+        removed.append(f"{len(pids)} processes")
+    removed += _iptables_leftovers()
+    removed += netns.teardown()
+    removed += _cgroups()
+    if runtime.exists():
+        shutil.rmtree(runtime, ignore_errors=True)
+        removed.append(f"runtime folder {runtime}")
+    for item in removed:
+        say(f"  removed {item}")
+    return removed
+
+
+def _iptables_leftovers() -> list[str]:
+    """Root-namespace rules the project added (tagged with a 'rap-local' comment)."""
+    removed = []
+    for table in ("nat", "filter", "mangle"):
+        for rule in run(["iptables", "-t", table, "-S"], check=False).splitlines():
+            if "rap-local" in rule and rule.startswith("-A "):
+                if quiet(["iptables", "-t", table, "-D", *_split(rule[3:])]):
+                    removed.append(f"iptables {table} rule {rule}")
+    return removed
+
+
+def _split(rule: str) -> list[str]:
+    import shlex
+
+    return shlex.split(rule)
+
+
+def _cgroups() -> list[str]:
+    try:
+        from rap.localcluster import cgroups
+    except ImportError:  # the cgroups module is optional until workloads exist
+        return []
+    return [f"cgroup {g}" for g in cgroups.remove_project_groups()]
