@@ -1,0 +1,5 @@
+import sys
+
+from rap.pyproxy.cli import main
+
+sys.exit(main())

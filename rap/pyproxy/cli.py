@@ -1,0 +1,188 @@
+"""``python3 -m rap.pyproxy``: options, logging, and the main loop (watch, monitor, relay)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import logging
+import os
+import signal
+import sys
+import time
+
+from rap.config import ConfigError, RapConfig
+from rap.policies import POLICY_NAMES, make_policy
+from rap.pyproxy.iptables import Iptables, IptablesError
+from rap.pyproxy.relay import Proxier
+from rap.pyproxy.services import port_specs
+
+log = logging.getLogger("rap.pyproxy")
+
+# --rap-<flag> -> RapConfig field; validation (and its messages) stays in RapConfig.
+RAP_OPTIONS = {
+    "period-s": ("period_s", "monitor period, seconds, > 0 (default 5)"),
+    "stale-after-s": ("stale_after_s", "age after which an input is ignored, seconds, > 0 (default 3 x period)"),
+    "cpu-threshold": ("cpu_threshold", "CPU fraction at which a pod or node is overloaded, (0, 1] (default 0.8)"),
+    "mem-threshold": ("mem_threshold", "memory fraction at which a pod or node is overloaded, (0, 1] (default 0.9)"),
+    "w-cpu": ("w_cpu", "score weight of free CPU, >= 0 (default 0.5)"),
+    "w-mem": ("w_mem", "score weight of free memory, >= 0 (default 0.2)"),
+    "w-net": ("w_net", "score weight of low RTT, >= 0 (default 0.3)"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python3 -m rap.pyproxy",
+        description="The RAP toolkit's Python balancer as a userspace Service proxy for one node "
+                    "(run inside the node's network namespace, as root).")
+    p.add_argument("--kubeconfig", required=True, metavar="PATH", help="kubeconfig of the API server to watch")
+    p.add_argument("--node", required=True, metavar="NAME", help="this node's name (RAP's local node)")
+    p.add_argument("--bind-address", required=True, metavar="IP",
+                   help="this node's IP: proxy listeners bind here and the DNAT rules point here")
+    p.add_argument("--policy", default="rap", choices=POLICY_NAMES, help="balancing policy (default rap)")
+    for flag, (field, text) in RAP_OPTIONS.items():
+        p.add_argument(f"--rap-{flag}", dest=field, type=float, metavar="X", help=text)
+    p.add_argument("--rtt-port", type=int, default=10250, metavar="PORT",
+                   help="TCP port probed on every other node's InternalIP to measure RTT (default 10250)")
+    p.add_argument("--sync-period-s", type=float, default=1.0, metavar="S",
+                   help="how often Services and Endpoints are listed (default 1)")
+    p.add_argument("--iptables", default="iptables", metavar="BIN",
+                   help="iptables binary; BIN-restore must exist too (default iptables)")
+    p.add_argument("--seed", type=int, metavar="N", help="seed of the endpoint shuffle (default random)")
+    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                   help="logging level (default INFO)")
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, RapConfig]:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        ipaddress.IPv4Address(args.bind_address)
+    except ValueError:
+        parser.error(f"--bind-address: {args.bind_address!r} is not an IPv4 address")
+    if not 1 <= args.rtt_port <= 65535:
+        parser.error(f"--rtt-port: must be a TCP port in [1, 65535], got {args.rtt_port}")
+    if not args.sync_period_s > 0:
+        parser.error(f"--sync-period-s: must be > 0 seconds, got {args.sync_period_s}")
+    if not os.path.isfile(args.kubeconfig):
+        parser.error(f"--kubeconfig: {args.kubeconfig} does not exist (local-up writes it to the runtime folder)")
+    values = {field: getattr(args, field) for field, _ in RAP_OPTIONS.values() if getattr(args, field) is not None}
+    try:
+        config = RapConfig.from_mapping(values)
+    except ConfigError as e:
+        parser.error(f"{_flag_of(str(e))}: {e}")
+    return args, config
+
+
+def _flag_of(message: str) -> str:
+    """The option(s) a RapConfig message is about (it starts with the field name(s))."""
+    subject = message.split(":", 1)[0]
+    flags = [f"--rap-{f}" for f, (name, _) in RAP_OPTIONS.items() if name in subject.split(" + ")]
+    return ", ".join(flags) or "RAP settings"
+
+
+def check_bind_address(address: str) -> None:
+    """Fail at start, not at the first Service, when this namespace has no such address."""
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind((address, 0))
+        except OSError as e:
+            raise StartupError(f"--bind-address {address}: cannot listen there ({e.strerror}); "
+                               "give this node's own IP and run inside its network namespace") from None
+
+
+class StartupError(RuntimeError):
+    pass
+
+
+async def watch_services(api_client, proxier: Proxier, period_s: float) -> None:
+    """List Services and Endpoints every period and hand the whole state to the proxier.
+
+    Listing is simpler than a watch and recovers from any error by itself: the
+    next round simply sees the current state. Errors are logged once per change.
+    """
+    from rap.pyproxy.monitor import core_json
+
+    failing = False
+    while True:
+        started = time.monotonic()
+        try:
+            services = await asyncio.to_thread(core_json, api_client, "list_service_for_all_namespaces")
+            endpoints = await asyncio.to_thread(core_json, api_client, "list_endpoints_for_all_namespaces")
+        except Exception as e:  # noqa: BLE001 - keep serving the last known state
+            if not failing:
+                log.error("cannot list Services/Endpoints (%s); serving the last known state", _one_line(e))
+            failing = True
+        else:
+            if failing:
+                log.info("listing Services/Endpoints works again")
+            failing = False
+            await proxier.sync(port_specs(services, endpoints))
+        await asyncio.sleep(max(0.0, period_s - (time.monotonic() - started)))
+
+
+async def run_monitor(monitor, period_s: float) -> None:
+    while True:
+        started = time.monotonic()
+        await asyncio.to_thread(monitor.refresh)
+        await asyncio.sleep(max(0.0, period_s - (time.monotonic() - started)))
+
+
+async def serve(args: argparse.Namespace, config: RapConfig) -> None:
+    from kubernetes import config as kubeconfig
+
+    from rap.pyproxy.monitor import Monitor
+
+    check_bind_address(args.bind_address)
+    try:
+        api_client = kubeconfig.new_client_from_config(config_file=args.kubeconfig)
+    except Exception as e:  # noqa: BLE001 - the client raises several kinds; all mean a bad file
+        raise StartupError(f"--kubeconfig {args.kubeconfig}: not a usable kubeconfig ({_one_line(e)})") from None
+    policy = make_policy(args.policy, local_node=args.node, config=config, seed=args.seed)
+    rules = Iptables(args.iptables)
+    rules.check_tools()
+    rules.setup()  # also removes a crashed run's rules
+    proxier = Proxier(policy, args.bind_address, rules)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    tasks = [asyncio.create_task(watch_services(api_client, proxier, args.sync_period_s))]
+    if args.policy == "rap":
+        monitor = Monitor(api_client, policy, args.node, config.period_s, args.rtt_port)
+        tasks.append(asyncio.create_task(run_monitor(monitor, config.period_s)))
+    try:
+        done, _ = await asyncio.wait([*tasks, asyncio.create_task(stop.wait())],
+                                     return_when=asyncio.FIRST_COMPLETED)
+        for t in done:
+            if t in tasks:
+                t.result()  # a crashed loop is an error, not a silent stop
+    finally:
+        for t in tasks:
+            t.cancel()
+        await proxier.close()  # removes every rule this run made
+        log.info("stopped; rules removed")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, config = parse_args(argv)
+    logging.basicConfig(level=args.log_level, stream=sys.stderr,
+                        format="%(asctime)s pyproxy[" + args.node + "] %(levelname)s %(message)s")
+    log.info("starting: policy=%s node=%s bind=%s rtt_port=%d sync_period_s=%g config=%s",
+             args.policy, args.node, args.bind_address, args.rtt_port, args.sync_period_s, config.as_dict())
+    try:
+        asyncio.run(serve(args, config))
+    except (IptablesError, StartupError) as e:
+        log.error("%s", e)
+        return 1
+    return 0
+
+
+def _one_line(err: BaseException) -> str:
+    from rap.pyproxy.monitor import _short
+
+    return _short(err)
