@@ -11,6 +11,7 @@ twice.
 
 from __future__ import annotations
 
+import ipaddress
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ def jump_args(chain: str, target: str) -> list[str]:
 def chains_text(redirects: Iterable[Redirect], bind_address: str) -> str:
     """iptables-restore input that sets both chains to exactly these redirects."""
     lines = ["*nat", f":{HOST_CHAIN} - [0:0]", f":{CONTAINER_CHAIN} - [0:0]"]
-    for r in sorted(redirects, key=lambda r: (r.cluster_ip, r.port)):
+    for r in sorted(redirects, key=lambda r: (ipaddress.ip_address(r.cluster_ip), r.port)):
         for chain in (HOST_CHAIN, CONTAINER_CHAIN):
             lines.append(
                 f'-A {chain} -d {r.cluster_ip}/32 -p tcp --dport {r.port}'
