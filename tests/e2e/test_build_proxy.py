@@ -73,3 +73,9 @@ def test_the_swapped_file_is_what_gets_compiled(built, tmp_path):
     broken.write_text("package userspace\n\nfunc broken( {\n")
     with pytest.raises(proxybuild.BuildError, match="go test userspace failed"):
         proxybuild.test_proxy(rap_go=broken, run="TestRAPPipelineProbe", project_tests=False)
+
+
+def test_kube_apiserver_builds_from_the_same_source():
+    # Needs no rap.go: the local cluster's control plane is stock.
+    path = proxybuild.build_apiserver()
+    assert proxybuild.check_version(path, "v1.21.14") == "Kubernetes v1.21.14"
