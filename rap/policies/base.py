@@ -84,6 +84,7 @@ class Policy(ABC):
 
     def delete_service(self, service: str) -> None:
         self._services.pop(service, None)
+        self._endpoints_changed(service, None)
 
     def set_endpoints(self, service: str, endpoints: Sequence[Endpoint]) -> None:
         state = self._services.get(service)
@@ -132,8 +133,8 @@ class Policy(ABC):
     def release(self, service: str, endpoint: Endpoint) -> None:
         """A connection to ``endpoint`` has ended (only least-request uses it)."""
 
-    def _endpoints_changed(self, service: str, state: ServiceState) -> None:
-        """Hook for policies that keep per-endpoint bookkeeping."""
+    def _endpoints_changed(self, service: str, state: ServiceState | None) -> None:
+        """Hook for policies that keep per-endpoint bookkeeping (state None: service deleted)."""
 
     # -- the decision (kube-proxy's NextEndpoint) --
 

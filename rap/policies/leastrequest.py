@@ -41,7 +41,10 @@ class LeastRequest(Policy):
     def active(self, service: str, endpoint: Endpoint) -> int:
         return self._active[service].get(endpoint.addr, 0)
 
-    def _endpoints_changed(self, service: str, state: ServiceState) -> None:
+    def _endpoints_changed(self, service: str, state: ServiceState | None) -> None:
+        if state is None:
+            self._active.pop(service, None)
+            return
         live = {e.addr for e in state.endpoints}
         active = self._active[service]
         for addr in [a for a in active if a not in live]:

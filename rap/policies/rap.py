@@ -57,8 +57,9 @@ class Rap(Policy):
         # One reference swap: a decision sees the old or the new snapshot, never a mix.
         self._snapshot = snapshot
 
-    def _endpoints_changed(self, service: str, state: ServiceState) -> None:
+    def _endpoints_changed(self, service: str, state: ServiceState | None) -> None:
         self._cursors.pop(service, None)
+        self._plans.pop(service, None)
 
     def _choose(self, service: str, state: ServiceState, now: float) -> Endpoint:
         plan = self._plan(service, state, now)

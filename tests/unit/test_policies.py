@@ -105,3 +105,14 @@ def test_rap_replans_when_an_input_goes_stale():
     rap.update_snapshot(Snapshot(nodes={"node-a": Usage(0.95, 0.1, 0), "node-b": Usage(0.1, 0.1, 10)}))
     assert rap.next_endpoint(SVC, "c", 15).node == "node-b"  # node-a's overload still fresh
     assert rap.next_endpoint(SVC, "c", 15.01).node == "node-a"  # now stale: local again
+
+
+def test_rap_forgets_a_deleted_service():
+    rap = Rap("node-a", shuffle=False)
+    rap.update_snapshot(Snapshot(nodes={"node-a": Usage(0.1, 0.1, 0)}))
+    rap.set_endpoints(SVC, EPS)
+    rap.next_endpoint(SVC, "c", 1)
+    rap.delete_service(SVC)
+    fresh = [Endpoint("10.9.9.9", 80, "node-a")]
+    rap.set_endpoints(SVC, fresh)  # the new service's generation restarts and could match the old plan
+    assert rap.next_endpoint(SVC, "c", 2) == fresh[0]
