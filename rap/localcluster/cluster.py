@@ -150,16 +150,27 @@ def _start_metrics(runtime: Path, c: cfg.ClusterConfig, api, keys: pki.Pki) -> N
     from kubernetes import client
 
     write_metrics_registry(runtime, state.ClusterState(nodes=[cfg.node_name(i) for i in c.node_indexes()]))
-    procs.start(runtime, "metrics-server", [
-        sys.executable, "-m", "rap.localcluster.metrics", "--registry", str(runtime / "metrics-registry.json"),
-        "--listen", f"{cfg.bridge_ip()}:{c.metrics_port}", "--cert", str(keys.path("metrics.crt")),
-        "--key", str(keys.path("metrics.key")), "--interval", "0.5", "--window", "2",
-    ])
+    start_metrics_process(runtime, c.metrics_port, keys)
     svc, eps = metrics.service_objects(cfg.bridge_ip(), c.metrics_port)
     core = client.CoreV1Api(api)
     core.create_namespaced_service("kube-system", svc)
     core.create_namespaced_endpoints("kube-system", eps)
     client.ApiregistrationV1Api(api).create_api_service(metrics.apiservice())
+
+
+def start_metrics_process(runtime: Path, port: int, keys: pki.Pki) -> int:
+    return procs.start(runtime, "metrics-server", [
+        sys.executable, "-m", "rap.localcluster.metrics", "--registry", str(runtime / "metrics-registry.json"),
+        "--listen", f"{cfg.bridge_ip()}:{port}", "--cert", str(keys.path("metrics.crt")),
+        "--key", str(keys.path("metrics.key")), "--interval", "0.5", "--window", "2",
+    ])
+
+
+def restart_metrics(runtime: Path | None = None) -> int:
+    """Start the metrics server again (after a fault test stopped it)."""
+    runtime, st, c = _live(runtime)
+    procs.stop(runtime, "metrics-server")
+    return start_metrics_process(runtime, c.metrics_port, pki.Pki(runtime / "pki"))
 
 
 def write_metrics_registry(runtime: Path, st: state.ClusterState) -> None:
@@ -224,3 +235,46 @@ def down(runtime: Path | None = None) -> list[str]:
         removed = netdelay.remove([netdelay.NodeAddr(i, cfg.node_netns(i), cfg.node_ip(i), cfg.pod_cidr(i))
                                    for i in range(1, c_nodes + 1)])
         return removed + teardown(runtime)
+
+
+def _live(runtime: Path | None) -> tuple[Path, state.ClusterState, cfg.ClusterConfig]:
+    runtime = runtime or state.runtime_dir()
+    st = state.load(runtime)
+    if st is None or st.phase != "up":
+        raise LocalClusterError("no local cluster is up: start one with `invoke local-up`")
+    conf = dict(st.config)
+    conf["rtt_ms"] = {}  # pairs are already applied; only sizes and costs matter here
+    conf["pods"] = {int(k): v for k, v in conf["pods"].items()}
+    return runtime, st, cfg.ClusterConfig(**conf)
+
+
+def add_pod(node_index: int, runtime: Path | None = None) -> dict:
+    """Start one more backend on a node and add it to the Service's Endpoints."""
+    runtime, st, c = _live(runtime)
+    used = {p["index"][1] for p in st.pods if p["index"][0] == node_index}
+    k = next(n for n in range(1, cfg.MAX_PODS_PER_NODE + 1) if n not in used)
+    api = objects.api_client(st.kubeconfig)
+    pod = workload.start_pod(runtime, c, api, node_index, k)
+    st.pods.append(pod)
+    state.save(runtime, st)
+    write_metrics_registry(runtime, st)
+    objects.set_endpoints(api, [_pod_spec(c, p) for p in st.pods])
+    return pod
+
+
+def remove_pod(name: str, runtime: Path | None = None) -> None:
+    """Take a backend out of the Endpoints, then stop it (the order Kubernetes uses)."""
+    runtime, st, c = _live(runtime)
+    pod = next((p for p in st.pods if p["name"] == name), None)
+    if pod is None:
+        raise LocalClusterError(f"no pod {name!r}; pods are {', '.join(p['name'] for p in st.pods)}")
+    st.pods.remove(pod)
+    state.save(runtime, st)
+    api = objects.api_client(st.kubeconfig)
+    objects.set_endpoints(api, [_pod_spec(c, p) for p in st.pods])
+    write_metrics_registry(runtime, st)
+    workload.stop_pod(runtime, api, pod)
+
+
+def current(runtime: Path | None = None) -> state.ClusterState:
+    return _live(runtime)[1]

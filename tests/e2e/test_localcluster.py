@@ -1,0 +1,174 @@
+"""The local cluster end to end: real etcd, kube-apiserver, kube-proxy with RAP, real sockets.
+
+Needs root and the built binaries (the fixture builds them through the cached
+pipeline). One 3-node cluster serves every test of the module: node-1 is
+where clients are; node-2 is 10 ms away, node-3 30 ms.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections import Counter
+
+import pytest
+
+from rap.localcluster import cluster, config, netns, procs, state, traffic, workload
+
+pytestmark = pytest.mark.e2e
+
+NODE1 = config.node_netns(1)
+
+
+@pytest.fixture(scope="module")
+def rap_cluster():
+    if os.geteuid() != 0:
+        pytest.skip("the local cluster needs root")
+    from rap import proxybuild
+
+    proxybuild.build_kube_proxy(rap=True, stock=True)
+    proxybuild.build_apiserver()
+    runtime = state.runtime_dir()
+    cluster.down(runtime)  # a leftover from an aborted run must not fail this one
+    c = config.ClusterConfig(nodes=3, proxy="rap", default_pods=2, pod_cpu=0.25, cpu_ms=2,
+                             rtt_ms={(1, 2): 10.0, (1, 3): 30.0, (2, 3): 20.0}, rap_period_s=1.0)
+    try:
+        st = cluster.up(c, runtime)
+        yield runtime, st
+    finally:
+        cluster.down(runtime)
+
+
+def _load(st, **kw):
+    return traffic.load(NODE1, st.cluster_ip, 80, **kw)
+
+
+def _nodes(samples):
+    return Counter(s.node for s in samples if s.status == 200)
+
+
+def _wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def test_every_request_is_answered_through_the_proxy(rap_cluster):
+    _, st = rap_cluster
+    samples = _load(st, concurrency=4, duration=5, max_requests=80)
+    assert len(samples) == 80
+    assert all(s.status == 200 for s in samples), [s.error for s in samples if s.status != 200][:5]
+
+
+def test_requests_stay_local_while_node1_has_capacity(rap_cluster):
+    _, st = rap_cluster
+    # Once RAP's monitor has fresh metrics (a period or two), every connection stays on node-1.
+    _wait_for(lambda: set(_nodes(_load(st, concurrency=2, duration=3, max_requests=20))) == {"node-1"},
+              30, "RAP to keep connections on node-1")
+    samples = _load(st, concurrency=2, duration=5, max_requests=60)
+    assert _nodes(samples) == Counter({"node-1": 60})
+
+
+def test_requests_move_away_when_local_pods_are_overloaded(rap_cluster):
+    runtime, st = rap_cluster
+    local = [p for p in st.pods if p["node"] == "node-1"]
+    for p in local:
+        workload.set_cost(p["ip"], 60)
+    stressor = _stress(local)
+    try:
+        moved = _wait_for(lambda: _share_off_node1(st) >= 0.8, 40, "connections to leave node-1")
+        assert moved
+        samples = _load(st, concurrency=2, duration=4, max_requests=40)
+        nodes = _nodes(samples)
+        # node-2 is nearer (10 ms vs 30 ms) with equal resources: it scores best.
+        assert nodes["node-2"] >= 0.8 * sum(nodes.values()), nodes
+    finally:
+        stressor.terminate()
+        stressor.wait(timeout=10)
+        for p in local:
+            workload.set_cost(p["ip"], 2)
+
+
+def _share_off_node1(st) -> float:
+    nodes = _nodes(_load(st, concurrency=2, duration=2, max_requests=20))
+    total = sum(nodes.values())
+    return (total - nodes["node-1"]) / total if total else 0.0
+
+
+def _stress(pods):
+    """Saturate node-1's pods directly (not through the proxy), bounded to 90 s."""
+    urls = " ".join(f"http://{p['ip']}:8080/" for p in pods)
+    script = (
+        "import sys, rap.loadgen as g, threading\n"
+        "ts=[threading.Thread(target=g.run, args=(u,'closed'), kwargs=dict(concurrency=3, duration=90,"
+        " max_requests=100000, timeout=30)) for u in sys.argv[1:]]\n"
+        "[t.start() for t in ts]; [t.join() for t in ts]\n"
+    )
+    return subprocess.Popen(["ip", "netns", "exec", NODE1, "python3", "-c", script, *urls.split()],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def test_endpoint_churn_under_load_loses_only_in_flight_requests(rap_cluster):
+    runtime, st = rap_cluster
+    concurrency = 4
+    gen = subprocess.Popen(
+        ["ip", "netns", "exec", NODE1, "python3", "-m", "rap.loadgen", "--url", f"http://{st.cluster_ip}:80/",
+         "--mode", "closed", "--concurrency", str(concurrency), "--duration", "12", "--max-requests", "5000"],
+        stdout=subprocess.PIPE, text=True)
+    time.sleep(2)
+    victim = next(p for p in cluster.current(runtime).pods if p["node"] == "node-1")
+    cluster.remove_pod(victim["name"], runtime)
+    added = cluster.add_pod(1, runtime)
+    out, _ = gen.communicate(timeout=60)
+    import json
+
+    samples = [json.loads(line) for line in out.splitlines()]
+    failed = [s for s in samples if s["status"] != 200]
+    assert len(samples) > 50
+    # At most the connections that were in flight to the removed pod may fail.
+    assert len(failed) <= concurrency, failed[:5]
+    served_after = {s["pod"] for s in samples[-20:] if s["status"] == 200}
+    assert victim["name"] not in served_after
+    assert any(s["pod"] == added["name"] for s in samples), "the added pod never served"
+
+
+def test_metrics_source_stopped_falls_back_to_round_robin(rap_cluster):
+    runtime, st = rap_cluster
+    _wait_for(lambda: set(_nodes(_load(st, concurrency=2, duration=3, max_requests=20))) == {"node-1"},
+              30, "RAP to be local first")
+    pid = procs.recorded(runtime)["metrics-server"]
+    os.kill(pid, 9)
+    try:
+        # stale_after is 3 periods (3 s); then RAP is blind and round-robins over all 6 pods.
+        spread = _wait_for(lambda: len(_nodes(_load(st, concurrency=2, duration=3, max_requests=30))) == 3,
+                           30, "round robin over every node")
+        assert spread
+        samples = _load(st, concurrency=3, duration=4, max_requests=60)
+        assert all(s.status == 200 for s in samples)
+        assert len(_nodes(samples)) == 3
+    finally:
+        _restart_metrics(runtime, st)
+
+
+def _restart_metrics(runtime, st):
+    cluster.restart_metrics(runtime)
+
+
+def test_local_down_leaves_nothing(rap_cluster):
+    runtime, _ = rap_cluster
+    cluster.down(runtime)
+    assert netns.existing_namespaces() == []
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    assert " rap0" not in links and "rapn" not in links
+    assert procs.marked(runtime) == []
+    rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+    assert "rap-local" not in rules and "RAP-" not in rules
+    from rap.localcluster import cgroups
+
+    assert not cgroups.group(workload.CGROUP_PARENT).exists()
+    assert not runtime.exists()
