@@ -97,8 +97,11 @@ class Proxier:
             await self._remove(name, why="closed")
         if self.rules is not None:
             self.rules.cleanup()
-        for task in [t for t in asyncio.all_tasks() if getattr(t, "_rap_relay", False)]:
+        relays = [t for t in asyncio.all_tasks() if getattr(t, "_rap_relay", False)]
+        for task in relays:
             task.cancel()
+        if relays:  # let them close their sockets before the loop ends
+            await asyncio.wait(relays, timeout=2)
 
     # -- the relay --
 
@@ -117,6 +120,10 @@ class Proxier:
             finally:
                 self.policy.release(name, endpoint)
                 up_writer.close()
+        except asyncio.CancelledError:
+            # close() cuts open connections. Ending quietly is right for this leaf task, and
+            # Python 3.11's start_server callback would log a re-raised CancelledError as a crash.
+            pass
         finally:
             writer.close()
 
