@@ -172,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     args, config = parse_args(argv)
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s pyproxy[" + args.node + "] %(levelname)s %(message)s")
+    # urllib3 warns on every retry of every request; our own once-per-change errors say it better.
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
     log.info("starting: policy=%s node=%s bind=%s rtt_port=%d sync_period_s=%g config=%s",
              args.policy, args.node, args.bind_address, args.rtt_port, args.sync_period_s, config.as_dict())
     try:

@@ -295,3 +295,19 @@ def test_proxier_close_removes_its_rules():
         # with the rules gone the ClusterIP answers nothing: nothing else served it
         with pytest.raises(OSError):
             in_netns(NS_A, lambda: get_pod(timeout=1))
+
+
+def test_stale_rules_of_a_crashed_run_are_replaced():
+    with lab():
+        for chain, parent in (("RAP-PYPROXY-HOST", "OUTPUT"), ("RAP-PYPROXY-CONTAINER", "PREROUTING")):
+            sh("iptables", "-t", "nat", "-N", chain, netns=NS_A)
+            for _ in range(2):  # a crash loop can leave the jump more than once
+                sh("iptables", "-t", "nat", "-A", parent, "-m", "comment", "--comment", "rap-local", "-j", chain, netns=NS_A)
+            sh("iptables", "-t", "nat", "-A", chain, "-d", "10.218.0.201/32", "-p", "tcp", "-j", "DNAT",
+               "--to-destination", f"{NODE_A_IP}:1", netns=NS_A)
+        with proxier(make_policy("round-robin")):
+            rules = nat_rules(NS_A)
+            assert "10.218.0.201" not in rules
+            assert rules.count("-j RAP-PYPROXY-HOST") == 1 and rules.count("-j RAP-PYPROXY-CONTAINER") == 1
+            assert len(requests(3)) == 3
+        assert "rap-local" not in nat_rules(NS_A)
