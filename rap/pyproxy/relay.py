@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from rap.policies import BalancerError, Endpoint, Policy
+from rap.policies import BalancerError, Policy
 from rap.pyproxy.iptables import Iptables, Redirect
 from rap.pyproxy.services import PortSpec
 

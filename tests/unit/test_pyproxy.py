@@ -15,7 +15,7 @@ from rap.pyproxy.monitor import Monitor, node_addresses, node_usage_by_name, pod
 from rap.pyproxy.quantity import QuantityError, parse_quantity
 from rap.pyproxy.relay import Proxier
 from rap.pyproxy.services import PortSpec, port_specs
-from rap.snapshot import Rtt, Usage
+from rap.snapshot import Usage
 
 # -- quantities --
 
