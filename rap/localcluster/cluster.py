@@ -47,14 +47,28 @@ def preflight(c: cfg.ClusterConfig) -> dict[str, Path]:
     except Exception as exc:  # noqa: BLE001 - CgroupError names the controller and mount
         raise LocalClusterError(str(exc)) from None
     out = build_out_dir()
-    binaries = {"kube-apiserver": out / "kube-apiserver"}
+    needed = {"kube-apiserver": (out / "kube-apiserver", "--apiserver")}
     if c.proxy in PROXY_BINARIES:
-        binaries["kube-proxy"] = out / PROXY_BINARIES[c.proxy]
-    for name, path in binaries.items():
+        flag = "--stock" if c.proxy == "stock" else ""
+        needed["kube-proxy"] = (out / PROXY_BINARIES[c.proxy], flag)
+    for name, (path, flag) in needed.items():
         if not path.exists():
-            flag = "--apiserver" if name == "kube-apiserver" else ("--stock" if c.proxy == "stock" else "")
-            raise LocalClusterError(f"{path} not built yet: run `invoke build-proxy {flag}`".replace("  ", " ").rstrip("` ") + "`")
-    return binaries
+            raise LocalClusterError(f"{path} is not built yet: run `invoke build-proxy {flag}`".replace(" `", "`"))
+    found = {name: path for name, (path, _) in needed.items()}
+    if c.proxy in PROXY_BINARIES:
+        found["kube-proxy"] = _local_kube_proxy(c.proxy)
+    return found
+
+
+def _local_kube_proxy(kind: str) -> Path:
+    from rap.localcluster import binaries
+
+    path = binaries.kube_proxy(kind)
+    if not path.exists():
+        print(f"this machine does not let kube-proxy raise its open-file limit; building {path.name} "
+              f"(see rap/localcluster/binaries.py)", flush=True)
+        binaries.build_local_variants((kind,))
+    return path
 
 
 def up(c: cfg.ClusterConfig, runtime: Path | None = None) -> state.ClusterState:
@@ -73,11 +87,24 @@ def up(c: cfg.ClusterConfig, runtime: Path | None = None) -> state.ClusterState:
             _build(runtime, c, binaries, st)
         except BaseException as exc:
             print(f"local-up failed: {exc}\ncleaning up what was made...", file=sys.stderr, flush=True)
+            kept = _keep_logs(runtime)
             teardown(runtime, say=lambda s: None)
+            print(f"the logs of the failed start are kept in {kept}", file=sys.stderr, flush=True)
             if isinstance(exc, Exception) and not isinstance(exc, LocalClusterError):
                 raise LocalClusterError(f"local-up failed and was rolled back: {exc}") from exc
             raise
     return st
+
+
+def _keep_logs(runtime: Path) -> Path:
+    """Copy the logs out of the runtime folder before teardown removes it."""
+    import shutil
+
+    dest = Path("/var/tmp") / f"{runtime.name}-failed-logs"
+    shutil.rmtree(dest, ignore_errors=True)
+    if (runtime / "logs").is_dir():
+        shutil.copytree(runtime / "logs", dest)
+    return dest
 
 
 def _config_dict(c: cfg.ClusterConfig) -> dict:

@@ -49,8 +49,10 @@ def _split(rule: str) -> list[str]:
 
 
 def _cgroups() -> list[str]:
-    try:
-        from rap.localcluster import cgroups
-    except ImportError:  # the cgroups module is optional until workloads exist
+    from rap.localcluster import cgroups
+    from rap.localcluster.workload import CGROUP_PARENT
+
+    if not cgroups.group(CGROUP_PARENT).exists():
         return []
-    return [f"cgroup {g}" for g in cgroups.remove_project_groups()]
+    cgroups.remove(CGROUP_PARENT)
+    return [f"cgroup {CGROUP_PARENT}"]

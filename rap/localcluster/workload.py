@@ -34,10 +34,12 @@ def start_pod(runtime: Path, c: cfg.ClusterConfig, api, i: int, k: int) -> dict:
     group = f"{node_cgroup(node)}/{name}"
     netns.create_pod(i, k)
     cgroups.create(group, cpus=c.pod_cpu, memory_bytes=c.pod_mem_mib * MIB)
-    procs.start(runtime, name, [
+    pid = procs.start(runtime, name, [
         sys.executable, "-m", "rap.localcluster.backend", "--port", str(objects.TARGET_PORT),
-        "--name", name, "--node", node, "--cpu-ms", str(c.cpu_ms), "--cgroup", group,
+        "--name", name, "--node", node, "--cpu-ms", str(c.cpu_ms),
     ], netns=cfg.pod_netns(i, k))
+    # Joined from out here: `ip netns exec` mounts a fresh /sys, hiding the cgroup trees.
+    cgroups.group(group).add_pid(pid)
     ip = cfg.pod_ip(i, k)
     wait_healthy(runtime, name, ip)
     objects.create_pod(api, objects.PodSpec(name, node, ip, c.pod_cpu, c.pod_mem_mib))
