@@ -215,7 +215,8 @@ def build_proxy(c, k8s_src=None, stock=False, test=True, apiserver=False, image=
     if push and not image:
         raise Exit("error: --push needs --image NAME:TAG", code=2)
     if image:
-        _build_call(rap_image.parse_ref, image)  # a bad NAME:TAG fails before the build
+        _build_call(rap_image.parse_ref, image)  # a bad NAME:TAG or no engine fails before the build
+        _build_call(rap_image.docker_client)
     built = _build_call(proxybuild.build_kube_proxy, k8s_src, rap=True, stock=stock, force=force)
     if apiserver:
         built["kube-apiserver"] = _build_call(proxybuild.build_apiserver, k8s_src, force=force)

@@ -324,8 +324,8 @@ def check_k8s_src(path: Path) -> Path:
     if not (path / "staging" / "src" / "k8s.io").is_dir():
         raise BuildError(f"--k8s-src {path}: has no staging/src/k8s.io; give the "
                          "root of the kubernetes repository, not a sub-directory")
-    gomodcache = os.environ.get("GOMODCACHE")
-    if gomodcache and str(path).startswith(str(Path(gomodcache).resolve())):
+    gomodcache = go_env(paths.cache_dir())["GOMODCACHE"]
+    if str(path).startswith(str(Path(gomodcache).resolve()) + os.sep):
         raise BuildError(f"--k8s-src {path}: is inside GOMODCACHE, where go refuses "
                          "overlays; copy it elsewhere first")
     return path
@@ -410,7 +410,8 @@ def rap_go_path(rap_go: Path | str | None = None) -> Path:
         raise BuildError(
             f"{path} not found: it is the RAP balancer that replaces upstream's "
             f"{SWAPPED_FILE}. Write it (rap_patch/rap.go), or point ${RAP_GO_ENV} at "
-            "another file to try the pipeline, or build only the stock kube-proxy.")
+            "another file to try the pipeline, or build only the stock kube-proxy "
+            "(python3 -m rap.proxybuild --stock-only).")
     text = path.read_text()
     if not re.search(r"^package userspace\b", text, re.M):
         raise BuildError(f"{path}: must be 'package userspace' to replace "
