@@ -278,8 +278,12 @@ def _live(runtime: Path | None) -> tuple[Path, state.ClusterState, cfg.ClusterCo
 def add_pod(node_index: int, runtime: Path | None = None) -> dict:
     """Start one more backend on a node and add it to the Service's Endpoints."""
     runtime, st, c = _live(runtime)
-    used = {p["index"][1] for p in st.pods if p["index"][0] == node_index}
-    k = next(n for n in range(1, cfg.MAX_PODS_PER_NODE + 1) if n not in used)
+    used = [p["index"][1] for p in st.pods if p["index"][0] == node_index]
+    k = max(used + [st.pod_serial.get(str(node_index), 0)]) + 1
+    if k > cfg.MAX_PODS_PER_NODE:
+        raise LocalClusterError(f"node-{node_index} has used all {cfg.MAX_PODS_PER_NODE} pod numbers; "
+                                "restart the cluster")
+    st.pod_serial[str(node_index)] = k
     api = objects.api_client(st.kubeconfig)
     pod = workload.start_pod(runtime, c, api, node_index, k)
     st.pods.append(pod)

@@ -29,6 +29,9 @@ class ClusterState:
     kubeconfig: str = ""
     api_url: str = ""
     pods: list[dict] = field(default_factory=list)  # {name, node, ip, netns, cgroup}
+    # Highest pod number used per node: a new pod never reuses a removed one's
+    # namespace, veth or address while the kernel may still be tearing it down.
+    pod_serial: dict = field(default_factory=dict)
     config: dict = field(default_factory=dict)
     error: str = ""
 

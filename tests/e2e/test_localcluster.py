@@ -159,6 +159,24 @@ def _restart_metrics(runtime, st):
     cluster.restart_metrics(runtime)
 
 
+def test_inter_node_rtt_is_what_was_asked(rap_cluster):
+    """TCP connect time from node-1 to each node's RTT listener, the probe RAP itself uses."""
+    script = (
+        "import socket, statistics, sys, time\n"
+        "def connect(ip):\n"
+        "    t = time.perf_counter(); s = socket.create_connection((ip, 10250), 5); s.close()\n"
+        "    return (time.perf_counter() - t) * 1000\n"
+        "for ip in sys.argv[1:]:\n"
+        "    print(statistics.median(connect(ip) for _ in range(9)))\n"
+    )
+    ips = [config.node_ip(2), config.node_ip(3)]
+    out = subprocess.run(["ip", "netns", "exec", NODE1, "python3", "-c", script, *ips],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    to_node2, to_node3 = map(float, out.split())
+    assert 9.0 <= to_node2 <= 10 + 15, to_node2
+    assert 27.0 <= to_node3 <= 30 + 15, to_node3
+
+
 def test_local_down_leaves_nothing(rap_cluster):
     runtime, _ = rap_cluster
     cluster.down(runtime)
