@@ -309,3 +309,29 @@ def remove_pod(name: str, runtime: Path | None = None) -> None:
 
 def current(runtime: Path | None = None) -> state.ClusterState:
     return _live(runtime)[1]
+
+
+def switch_proxy(kind: str, policy: str = "rap", runtime: Path | None = None) -> state.ClusterState:
+    """Replace the proxy on every node (e.g. stock -> rap) without rebuilding the cluster.
+
+    The benchmark interleaves policies on one cluster shape this way, so every
+    policy sees the same pods, addresses and delays.
+    """
+    runtime, st, c = _live(runtime)
+    new = cfg.ClusterConfig(**{**asdict(c), "proxy": kind, "python_policy": policy})
+    binary = preflight(new).get("kube-proxy")
+    old_binary = _local_kube_proxy(st.proxy) if st.proxy in PROXY_BINARIES else None
+    for i in c.node_indexes():
+        procs.stop(runtime, f"proxy-{i}")
+        if old_binary is not None:
+            # kube-proxy leaves its KUBE-PORTALS-* rules behind on exit; --cleanup removes them.
+            from rap.localcluster.sh import quiet
+            quiet([str(old_binary), "--cleanup"], netns=cfg.node_netns(i))
+    st.proxy = kind
+    st.config.update(proxy=kind, python_policy=policy)
+    state.save(runtime, st)
+    for i in c.node_indexes():
+        start_proxy(runtime, new, st, i, binary)
+    for i in c.node_indexes():
+        wait_service(runtime, st, i)
+    return st

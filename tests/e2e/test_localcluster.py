@@ -159,6 +159,16 @@ def _restart_metrics(runtime, st):
     cluster.restart_metrics(runtime)
 
 
+@pytest.mark.parametrize("kind, policy", [("stock", "rap"), ("python", "least-request"), ("rap", "rap")])
+def test_switching_the_proxy_keeps_the_service_answering(rap_cluster, kind, policy):
+    runtime, _ = rap_cluster
+    st = cluster.switch_proxy(kind, policy, runtime)
+    samples = _load(st, concurrency=3, duration=4, max_requests=30)
+    assert [s.status for s in samples] == [200] * 30
+    if kind == "stock":  # round robin spreads over all three nodes
+        assert len(_nodes(samples)) == 3
+
+
 def test_inter_node_rtt_is_what_was_asked(rap_cluster):
     """TCP connect time from node-1 to each node's RTT listener, the probe RAP itself uses."""
     script = (
