@@ -243,3 +243,60 @@ def test_proxy(c, k8s_src=None, verbose=False, run=None, upstream_only=False):
     from rap import proxybuild
 
     _build_call(proxybuild.test_proxy, k8s_src, verbose=verbose, run=run, project_tests=not upstream_only)
+
+
+# ---- deploy the RAP kube-proxy into a kubeadm cluster, and back (rap.deploy) ----
+
+def _deploy_call(fn, *args, **kwargs):
+    """Run a rap.deploy step; its DeployError becomes one message and exit 1."""
+    from rap.deploy import DeployError
+
+    try:
+        return fn(*args, **kwargs)
+    except DeployError as exc:
+        raise Exit(f"error: {exc}", code=1) from None
+
+
+_KUBECONFIG_HELP = "kubeconfig of the cluster (default: $KUBECONFIG, else ~/.kube/config)"
+
+
+@task(
+    help={
+        "image": "the RAP kube-proxy image, NAME:TAG, pullable by every node (required; see build-proxy --image)",
+        "kubeconfig": _KUBECONFIG_HELP,
+        "timeout": "seconds to wait for every node to run it before rolling back by itself (default 300)",
+        "period": "RAP_PERIOD_S: the monitor's period, seconds > 0 (default 5)",
+        "stale_after": "RAP_STALE_AFTER_S: age in seconds after which a measurement is ignored (default 3 x period)",
+        "cpu_threshold": "RAP_CPU_THRESHOLD: CPU fraction at which a pod or node is overloaded, in (0, 1] (default 0.8)",
+        "mem_threshold": "RAP_MEM_THRESHOLD: memory fraction at which a pod or node is overloaded, in (0, 1] (default 0.9)",
+        "w_cpu": "RAP_W_CPU: weight of free CPU in a node's score, >= 0 (default 0.5)",
+        "w_mem": "RAP_W_MEM: weight of free memory in a node's score, >= 0 (default 0.2)",
+        "w_net": "RAP_W_NET: weight of a short round trip in a node's score, >= 0 (default 0.3)",
+        "rtt_port": "RAP_RTT_PORT: TCP port probed on the other nodes to measure RTT (default 10250, the kubelet)",
+    },
+    auto_shortflags=False,
+)
+def deploy(c, image=None, kubeconfig=None, timeout=None, period=None, stale_after=None, cpu_threshold=None,
+           mem_threshold=None, w_cpu=None, w_mem=None, w_net=None, rtt_port=None):
+    """Switch kube-system/kube-proxy to the RAP image in userspace mode; roll back by itself if not ready."""
+    from rap import deploy as rap_deploy
+
+    opts = _deploy_call(rap_deploy.parse_options, image, period=period, stale_after=stale_after,
+                        cpu_threshold=cpu_threshold, mem_threshold=mem_threshold, w_cpu=w_cpu, w_mem=w_mem,
+                        w_net=w_net, rtt_port=rtt_port, timeout=timeout)
+    _deploy_call(rap_deploy.deploy, opts, kubeconfig)
+
+
+@task(
+    help={
+        "kubeconfig": _KUBECONFIG_HELP,
+        "timeout": "seconds to wait for every node to run the restored kube-proxy (default 300)",
+    },
+    auto_shortflags=False,
+)
+def rollback(c, kubeconfig=None, timeout=None):
+    """Put back the kube-proxy image, args, env and ConfigMap that `invoke deploy` recorded; remove RAP's RBAC."""
+    from rap import deploy as rap_deploy
+
+    timeout_s = _deploy_call(rap_deploy.parse_timeout, timeout)
+    _deploy_call(rap_deploy.rollback, kubeconfig, timeout_s)

@@ -1,0 +1,181 @@
+"""`invoke deploy` and `invoke rollback`: switch kube-system/kube-proxy to RAP, and back.
+
+deploy records what it replaces in the ConfigMap kube-system/rap-rollback
+(so rollback works from any machine with the kubeconfig), then changes the
+kube-proxy ConfigMap (mode: userspace) and DaemonSet (image, RAP_* env,
+restart stamp), creates the RBAC RAP's monitor needs, and waits until every
+node runs the new pods. If they are not all up within the timeout it puts
+back what was there before this command ran and fails.
+
+Deploying again while RAP is deployed updates it in place: the record keeps
+the state from before the *first* deploy, so rollback always returns to the
+stock kube-proxy.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from rap.deploy import spec
+from rap.deploy.kube import Cluster
+from rap.deploy.spec import DeployError, DeployOptions
+
+Say = Callable[[str], None]
+
+
+def _say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def _connect(kubeconfig: str | None, say: Say) -> Cluster:
+    cluster = Cluster(kubeconfig, say)
+    version = cluster.check_reachable()
+    say(f"API server {cluster.host} (Kubernetes {version}), kubeconfig {cluster.kubeconfig}")
+    return cluster
+
+
+def _put_back(cluster: Cluster, state: dict, *, configmap: bool, daemonset: bool) -> None:
+    """Write ``state`` (container fields and config.conf) back into the live objects."""
+    if configmap:
+        cluster.update_configmap(spec.CONFIGMAP, lambda cm: spec.with_config(cm, state["config.conf"]))
+    if daemonset:
+        when = spec.now_rfc3339()
+        cluster.update_daemonset(lambda ds: spec.restored_daemonset(ds, state["daemonset"], when))
+
+
+def deploy(opts: DeployOptions, kubeconfig: str | None = None, say: Say = _say) -> spec.Rollout:
+    """Switch the kube-proxy DaemonSet to ``opts.image`` with RAP's configuration, and wait for it."""
+    cluster = _connect(kubeconfig, say)
+    try:
+        return _deploy(cluster, opts, say)
+    finally:
+        cluster.close()
+
+
+def _deploy(cluster: Cluster, opts: DeployOptions, say: Say) -> spec.Rollout:
+    ds = cluster.read_daemonset()
+    cm = cluster.read_configmap(spec.CONFIGMAP)
+    current = spec.container_state(ds)  # also checks the container is there
+    config_text = (cm.get("data") or {}).get(spec.CONFIG_KEY)
+    if config_text is None:
+        raise DeployError(f"ConfigMap {spec.NAMESPACE}/{spec.CONFIGMAP} has no {spec.CONFIG_KEY} key; "
+                          "is this a kubeadm cluster?")
+    new_config = spec.set_userspace(config_text)  # also checks it is a KubeProxyConfiguration
+    when = spec.now_rfc3339()
+
+    record_cm = cluster.read_configmap(spec.RECORD, missing_ok=True)
+    first = record_cm is None
+    if first:
+        record = spec.make_record(ds, cm, opts.image, when)
+        say(f"recording the current kube-proxy (image {current['image']}, mode "
+            f"{spec.proxy_mode(config_text) or '(default)'}) in ConfigMap {spec.NAMESPACE}/{spec.RECORD}")
+    else:
+        record = spec.parse_record(record_cm)
+        say(f"RAP is already deployed (since {record.get('recordedAt')}, image {record.get('deployedImage')}): "
+            f"updating it in place; the record of the original kube-proxy "
+            f"({record['daemonset']['image']}) is kept for `invoke rollback`")
+    previous = {"daemonset": current, "config.conf": config_text}
+
+    env = spec.rap_env(opts, spec.kubeconfig_mount(ds, cm))
+    done: set[str] = set()
+    try:
+        if first:
+            cluster.create_configmap(spec.record_configmap(record))
+            done.add("record")
+        cluster.apply_rbac()
+        done.add("rbac")
+        say(f"RBAC: ClusterRole/ClusterRoleBinding {spec.RBAC_NAME} (pods, nodes and metrics.k8s.io: get, list) "
+            f"for ServiceAccount {spec.NAMESPACE}/{spec.SERVICE_ACCOUNT}")
+        if new_config != config_text:
+            cluster.update_configmap(spec.CONFIGMAP, lambda cm: spec.with_config(cm, new_config))
+            done.add("configmap")
+        say(f"ConfigMap {spec.NAMESPACE}/{spec.CONFIGMAP}: mode {spec.USERSPACE}")
+        cluster.update_daemonset(lambda live: spec.deployed_daemonset(live, opts, env, when))
+        done.add("daemonset")
+        say(f"DaemonSet {spec.NAMESPACE}/{spec.DAEMONSET}: image {opts.image}, "
+            f"{', '.join(e['name'] for e in env)}; restarting every kube-proxy pod")
+    except BaseException as exc:
+        say(f"deploy failed part-way ({exc.__class__.__name__}); putting back what it changed")
+        try:
+            _undo(cluster, previous, done, first, say)
+        except Exception as undo_exc:  # the first failure is the one to report
+            say(f"could not put everything back ({undo_exc}); run `invoke rollback` once the API server answers")
+        raise
+
+    say(f"waiting up to {opts.timeout_s:.0f}s for every node to run {opts.image}")
+    try:
+        ok, state = cluster.wait_rollout(opts.timeout_s, "kube-proxy")
+    except KeyboardInterrupt:
+        say("interrupted: kube-proxy is left as it is now; `invoke rollback` restores the original")
+        raise
+    if ok:
+        if not first:
+            record["deployedImage"] = opts.image
+            text = spec.record_configmap(record)["data"][spec.RECORD_KEY]
+            cluster.update_configmap(spec.RECORD, lambda cm: {**cm, "data": {**cm["data"], spec.RECORD_KEY: text}})
+        say(f"RAP kube-proxy {opts.image} runs on every node ({state.desired}); "
+            f"`invoke rollback` restores {record['daemonset']['image']}")
+        return state
+
+    progress = state.describe() if state else "no status"
+    say(f"not ready within {opts.timeout_s:.0f}s ({progress}): rolling back to {current['image']}")
+    _undo(cluster, previous, done, first, say)
+    back_ok, back_state = cluster.wait_rollout(opts.timeout_s, "kube-proxy (rolled back)")
+    restored = (f"rolled back to {current['image']}, which runs on every node again" if back_ok else
+                f"rolled back to {current['image']}, but that is not running on every node either "
+                f"({back_state.describe() if back_state else 'no status'})")
+    raise DeployError(
+        f"RAP kube-proxy {opts.image} was not running on every node within {opts.timeout_s:.0f}s "
+        f"({progress}); {restored}. Check that every node can pull the image and why the pods fail: "
+        f"kubectl -n {spec.NAMESPACE} get pods -l k8s-app=kube-proxy -o wide; "
+        f"kubectl -n {spec.NAMESPACE} describe pods -l k8s-app=kube-proxy")
+
+
+def _undo(cluster: Cluster, previous: dict, done: set[str], first: bool, say: Say) -> None:
+    """Put back what this deploy changed. On a first deploy also drop the RBAC and the record."""
+    _put_back(cluster, previous, configmap="configmap" in done, daemonset="daemonset" in done)
+    if first and "rbac" in done:
+        cluster.remove_rbac()
+    if first and "record" in done:
+        cluster.delete_configmap(spec.RECORD)
+    say(f"put back: image {previous['daemonset']['image']} and the previous {spec.CONFIG_KEY}"
+        + ("; removed the RBAC and the record" if first else "; the record of the original is kept"))
+
+
+def rollback(kubeconfig: str | None = None, timeout_s: float = spec.DEFAULT_TIMEOUT_S,
+             say: Say = _say) -> spec.Rollout:
+    """Put back exactly what the first deploy recorded, remove RAP's RBAC and the record, and wait."""
+    if not timeout_s > 0:
+        raise DeployError(f"--timeout: must be > 0 seconds, got {timeout_s!r}")
+    cluster = _connect(kubeconfig, say)
+    try:
+        return _rollback(cluster, timeout_s, say)
+    finally:
+        cluster.close()
+
+
+def _rollback(cluster: Cluster, timeout_s: float, say: Say) -> spec.Rollout:
+    record_cm = cluster.read_configmap(spec.RECORD, missing_ok=True)
+    if record_cm is None:
+        raise DeployError(f"nothing to roll back: there is no record ConfigMap {spec.NAMESPACE}/{spec.RECORD} "
+                          f"on {cluster.host}; `invoke deploy` has not run on this cluster, "
+                          "or it was already rolled back")
+    record = spec.parse_record(record_cm)
+    original = record["daemonset"]
+    say(f"restoring kube-proxy as recorded at {record.get('recordedAt')}: image {original['image']}, "
+        f"mode {spec.proxy_mode(record['configmap'][spec.CONFIG_KEY]) or '(default)'}")
+    _put_back(cluster, {"daemonset": original, "config.conf": record["configmap"][spec.CONFIG_KEY]},
+              configmap=True, daemonset=True)
+    cluster.remove_rbac()
+    say(f"removed ClusterRole/ClusterRoleBinding {spec.RBAC_NAME}")
+    cluster.delete_configmap(spec.RECORD)
+    say(f"deleted the record {spec.NAMESPACE}/{spec.RECORD}")
+    say(f"waiting up to {timeout_s:.0f}s for every node to run {original['image']}")
+    ok, state = cluster.wait_rollout(timeout_s, "kube-proxy")
+    if not ok:
+        raise DeployError(
+            f"kube-proxy is restored to {original['image']} but not running on every node within "
+            f"{timeout_s:.0f}s ({state.describe() if state else 'no status'}); see "
+            f"kubectl -n {spec.NAMESPACE} get pods -l k8s-app=kube-proxy -o wide")
+    say(f"rolled back: {original['image']} runs on every node ({state.desired})")
+    return state
