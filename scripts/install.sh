@@ -42,4 +42,7 @@ python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore 
 say "installing terraform (built from source through the Go module proxy, cached)"
 python3 -m invoke install-terraform
 
+say "building kube-proxy (RAP and stock) and kube-apiserver v1.21.14 (cached under \$RAP_CACHE)"
+python3 -m invoke build-proxy --stock --apiserver --no-test
+
 say "install complete"
