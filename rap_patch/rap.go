@@ -1,5 +1,4 @@
 /*
-Copyright 2014 The Kubernetes Authors.
 Copyright 2026 The RAP toolkit authors.
 
 Licensed under the Apache License, Version 2.0 (the "License");
