@@ -8,6 +8,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Sequence
 
 from rap.localcluster import config as cfg
 from rap.localcluster import procs
@@ -46,17 +47,23 @@ def start_etcd(runtime: Path, c: cfg.ClusterConfig) -> None:
     _wait_http(f"{client_url}/health", "etcd", runtime, "etcd")
 
 
-def apiserver_url(c: cfg.ClusterConfig) -> str:
-    return f"https://{cfg.bridge_ip()}:{c.api_port}"
+def apiserver_url(c: cfg.ClusterConfig, host: str | None = None) -> str:
+    return f"https://{host or cfg.bridge_ip()}:{c.api_port}"
 
 
-def start_apiserver(runtime: Path, c: cfg.ClusterConfig, binary: Path, pki: Pki) -> None:
-    check_port_free(cfg.bridge_ip(), c.api_port, "kube-apiserver")
+def start_apiserver(runtime: Path, c: cfg.ClusterConfig, binary: Path, pki: Pki, *,
+                    host: str | None = None, extra_args: Sequence[str] = ()) -> None:
+    """Start kube-apiserver on ``host`` (default: the local cluster's bridge address).
+
+    ``extra_args`` are appended to the flags (e.g. --allow-privileged=true, as kubeadm sets).
+    """
+    host = host or cfg.bridge_ip()
+    check_port_free(host, c.api_port, "kube-apiserver")
     p = pki.path
     procs.start(runtime, "kube-apiserver", [
         str(binary),
         f"--etcd-servers=http://127.0.0.1:{c.etcd_port}",
-        f"--bind-address={cfg.bridge_ip()}", f"--advertise-address={cfg.bridge_ip()}",
+        f"--bind-address={host}", f"--advertise-address={host}",
         f"--secure-port={c.api_port}",
         f"--service-cluster-ip-range={cfg.SERVICE_NET}",
         f"--tls-cert-file={p('apiserver.crt')}", f"--tls-private-key-file={p('apiserver.key')}",
@@ -78,8 +85,9 @@ def start_apiserver(runtime: Path, c: cfg.ClusterConfig, binary: Path, pki: Pki)
         f"--proxy-client-key-file={p('front-proxy-client.key')}",
         "--enable-aggregator-routing=true",
         "--profiling=false", "--v=1",
+        *extra_args,
     ])
-    _wait_http(f"{apiserver_url(c)}/readyz", "kube-apiserver", runtime, "kube-apiserver",
+    _wait_http(f"{apiserver_url(c, host)}/readyz", "kube-apiserver", runtime, "kube-apiserver",
                pki=pki, timeout=90)
 
 
