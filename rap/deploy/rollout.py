@@ -102,7 +102,7 @@ def _deploy(cluster: Cluster, opts: DeployOptions, say: Say) -> spec.Rollout:
             say(f"could not put everything back ({undo_exc}); run `invoke rollback` once the API server answers")
         raise
 
-    say(f"waiting up to {opts.timeout_s:.0f}s for every node to run {opts.image}")
+    say(f"waiting up to {opts.timeout_s:g}s for every node to run {opts.image}")
     try:
         ok, state = cluster.wait_rollout(opts.timeout_s, "kube-proxy")
     except KeyboardInterrupt:
@@ -118,14 +118,14 @@ def _deploy(cluster: Cluster, opts: DeployOptions, say: Say) -> spec.Rollout:
         return state
 
     progress = state.describe() if state else "no status"
-    say(f"not ready within {opts.timeout_s:.0f}s ({progress}): rolling back to {current['image']}")
+    say(f"not ready within {opts.timeout_s:g}s ({progress}): rolling back to {current['image']}")
     _undo(cluster, previous, done, first, say)
     back_ok, back_state = cluster.wait_rollout(opts.timeout_s, "kube-proxy (rolled back)")
     restored = (f"rolled back to {current['image']}, which runs on every node again" if back_ok else
                 f"rolled back to {current['image']}, but that is not running on every node either "
                 f"({back_state.describe() if back_state else 'no status'})")
     raise DeployError(
-        f"RAP kube-proxy {opts.image} was not running on every node within {opts.timeout_s:.0f}s "
+        f"RAP kube-proxy {opts.image} was not running on every node within {opts.timeout_s:g}s "
         f"({progress}); {restored}. Check that every node can pull the image and why the pods fail: "
         f"kubectl -n {spec.NAMESPACE} get pods -l k8s-app=kube-proxy -o wide; "
         f"kubectl -n {spec.NAMESPACE} describe pods -l k8s-app=kube-proxy")
@@ -170,12 +170,12 @@ def _rollback(cluster: Cluster, timeout_s: float, say: Say) -> spec.Rollout:
     say(f"removed ClusterRole/ClusterRoleBinding {spec.RBAC_NAME}")
     cluster.delete_configmap(spec.RECORD)
     say(f"deleted the record {spec.NAMESPACE}/{spec.RECORD}")
-    say(f"waiting up to {timeout_s:.0f}s for every node to run {original['image']}")
+    say(f"waiting up to {timeout_s:g}s for every node to run {original['image']}")
     ok, state = cluster.wait_rollout(timeout_s, "kube-proxy")
     if not ok:
         raise DeployError(
             f"kube-proxy is restored to {original['image']} but not running on every node within "
-            f"{timeout_s:.0f}s ({state.describe() if state else 'no status'}); see "
+            f"{timeout_s:g}s ({state.describe() if state else 'no status'}); see "
             f"kubectl -n {spec.NAMESPACE} get pods -l k8s-app=kube-proxy -o wide")
     say(f"rolled back: {original['image']} runs on every node ({state.desired})")
     return state
