@@ -42,6 +42,17 @@ def bench_policies(c, rounds=20):
         raise Exit(code=1)
 
 
+@task(help={"rounds": "alternating stock/RAP runs; medians are compared (default 5)"})
+def bench_proxy(c, rounds=5):
+    """Go benchmark of NextEndpoint: rap.go against kube-proxy's stock round robin, side by side."""
+    from rap import proxybench
+
+    text, ok = proxybench.report(proxybench.run(int(rounds)))
+    print(text)
+    if not ok:
+        raise Exit(code=1)
+
+
 # ---- the whole test suite ----
 
 @task(help={"fast": "only the fast unit tests (what plain `pytest` runs)"})

@@ -1,0 +1,71 @@
+"""NextEndpoint in Go, stock round robin against rap.go, measured side by side.
+
+The stock package (upstream roundrobin.go) gets only rap_patch/bench_api_test.go,
+which uses the API both files export; the RAP package gets rap.go and every
+project test file, including rap_bench_test.go, which measures RAP deciding
+with fresh metrics (local and forward). Runs alternate stock, RAP, stock, RAP
+so both see the same machine load; medians are compared.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+from rap import proxybuild
+from rap.paths import RAP_PATCH_DIR
+
+BENCH_API = RAP_PATCH_DIR / "bench_api_test.go"
+MAX_RATIO_AT_30 = 2.0
+MAX_NS_AT_30 = 1000.0
+_LINE = re.compile(r"^Benchmark(\S+?)(?:-\d+)?\s+\d+\s+([\d.]+) ns/op")
+
+
+def _overlay(tree: proxybuild.Tree, name: str, replace: dict[str, str]) -> Path:
+    path = tree.build_dir / f"overlay-bench-{name}.json"
+    path.write_text(json.dumps({"Replace": replace}, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def _run(tree: proxybuild.Tree, overlay: Path, pattern: str) -> dict[str, float]:
+    args = ["test", "-mod=mod", "-buildvcs=false", "-overlay", str(overlay), "-run", "^$",
+            "-bench", pattern, "-benchtime", "200000x", "-count", "1", proxybuild.USERSPACE_PKG]
+    out = proxybuild.run_go(args, tree.build_dir, tree.env, "go test -bench", capture=True)
+    return {m.group(1): float(m.group(2)) for m in map(_LINE.match, out.splitlines()) if m}
+
+
+def run(rounds: int = 5) -> dict[str, dict[str, float]]:
+    """Median ns/op per benchmark, for 'stock' and 'rap'."""
+    tree = proxybuild.prepare_tree()
+    pkg = tree.userspace_dir
+    stock = _overlay(tree, "stock", {str(pkg / BENCH_API.name): str(BENCH_API)})
+    rap_map = proxybuild.overlay_map(pkg, proxybuild.rap_go_path(), proxybuild.project_test_files())
+    rap = _overlay(tree, "rap", rap_map)
+    samples: dict[str, dict[str, list[float]]] = {"stock": defaultdict(list), "rap": defaultdict(list)}
+    for i in range(rounds):
+        print(f"round {i + 1}/{rounds}: stock, then RAP", flush=True)
+        for name, overlay, pattern in (("stock", stock, "^BenchmarkNextEndpoint$"),
+                                       ("rap", rap, "NextEndpoint")):
+            for bench, ns in _run(tree, overlay, pattern).items():
+                samples[name][bench].append(ns)
+    return {k: {b: statistics.median(v) for b, v in d.items()} for k, d in samples.items()}
+
+
+def report(medians: dict[str, dict[str, float]]) -> tuple[str, bool]:
+    stock, rap = medians["stock"], medians["rap"]
+    lines = [f"{'endpoints':>9} {'stock RR ns/op':>15} {'RAP local':>10} {'RAP forward':>12} {'ratio':>7}"]
+    ok = True
+    for n in (3, 30, 300):
+        base = stock[f"NextEndpoint/endpoints={n}"]
+        local = rap[f"RAPNextEndpoint/local/endpoints={n}"]
+        forward = rap[f"RAPNextEndpoint/forward/endpoints={n}"]
+        worst = max(local, forward)
+        lines.append(f"{n:>9} {base:>15.0f} {local:>10.0f} {forward:>12.0f} {worst / base:>6.2f}x")
+        if n == 30:
+            ok = worst / base <= MAX_RATIO_AT_30 and worst < MAX_NS_AT_30
+    lines.append(f"target at 30 endpoints: RAP <= {MAX_RATIO_AT_30:.0f}x stock and < {MAX_NS_AT_30:.0f} ns "
+                 f"per call: {'met' if ok else 'NOT met'} (ratio = slower of RAP local/forward over stock)")
+    return "\n".join(lines), ok
