@@ -53,7 +53,8 @@ def preflight(c: cfg.ClusterConfig) -> dict[str, Path]:
         needed["kube-proxy"] = (out / PROXY_BINARIES[c.proxy], flag)
     for name, (path, flag) in needed.items():
         if not path.exists():
-            raise LocalClusterError(f"{path} is not built yet: run `invoke build-proxy {flag}`".replace(" `", "`"))
+            command = " ".join(["invoke build-proxy", flag]).strip()
+            raise LocalClusterError(f"{path} is not built yet: run `{command}`")
     found = {name: path for name, (path, _) in needed.items()}
     if c.proxy in PROXY_BINARIES:
         found["kube-proxy"] = _local_kube_proxy(c.proxy)
