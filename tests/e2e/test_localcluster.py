@@ -65,6 +65,14 @@ def test_every_request_is_answered_through_the_proxy(rap_cluster):
     assert all(s.status == 200 for s in samples), [s.error for s in samples if s.status != 200][:5]
 
 
+def test_a_second_local_up_is_a_clear_error_and_harms_nothing(rap_cluster):
+    runtime, st = rap_cluster
+    with pytest.raises(cluster.LocalClusterError, match="a local cluster already exists"):
+        cluster.up(config.ClusterConfig(nodes=2), runtime)
+    assert state.load(runtime).phase == "up"
+    assert all(s.status == 200 for s in _load(st, concurrency=2, duration=2, max_requests=10))
+
+
 def test_requests_stay_local_while_node1_has_capacity(rap_cluster):
     _, st = rap_cluster
     # Once RAP's monitor has fresh metrics (a period or two), every connection stays on node-1.
