@@ -311,3 +311,41 @@ def rollback(c, kubeconfig=None, timeout=None):
 
     timeout_s = _deploy_call(rap_deploy.parse_timeout, timeout)
     _deploy_call(rap_deploy.rollback, kubeconfig, timeout_s)
+
+
+# ---- the cluster benchmark: RAP against round robin and least-request (rap.bench) ----
+
+@task(
+    help={
+        "quick": "a short run (1 repetition, short steps, two rates; under 3 minutes), as CI and the README use",
+        "scenarios": "comma-separated subset of balanced,geo,overload,rates (default all)",
+        "reps": "repetitions of each policy in each scenario, interleaved (default 3; 1 with --quick)",
+        "duration": "seconds of load per step, overriding each scenario's own (at most 120)",
+        "out": "results folder (default results/<timestamp>); must be new or empty",
+        "target": "local (default: the local cluster, one per scenario shape) or kubeconfig=PATH (a real cluster)",
+        "image": "with kubeconfig=PATH: image that runs the backend and load generator (default python:3.11-slim)",
+        "rap_image": "with kubeconfig=PATH: the RAP kube-proxy image to switch the kube-proxy DaemonSet to",
+    },
+    auto_shortflags=False,
+)
+def bench(c, quick=False, scenarios=None, reps=None, duration=None, out=None, target="local", image=None,
+          rap_image=None):
+    """RAP against round robin and least-request on the paper's scenarios: tables, ratios and plots."""
+    from rap.bench import BenchError, Options, bench as run_bench
+    from rap.bench.scenarios import ScenarioError, parse_names
+
+    def number(option, text, kind):
+        try:
+            return kind(text)
+        except (TypeError, ValueError):
+            raise Exit(f"error: --{option}: {text!r} is not a {'whole ' if kind is int else ''}number", code=2) from None
+
+    try:
+        opts = Options(scenarios=parse_names(scenarios), quick=quick, out=out, target=target,
+                       reps=number("reps", reps, int) if reps is not None else (1 if quick else 3),
+                       duration=number("duration", duration, float) if duration is not None else None)
+        run_bench(opts, image=image, rap_image=rap_image)
+    except (ScenarioError, BenchError) as exc:
+        raise Exit(f"error: {exc}", code=2) from None
+    except KeyboardInterrupt:
+        raise Exit("interrupted (the cluster was torn down; partial results were written)", code=130) from None

@@ -1,0 +1,101 @@
+"""rap.bench.scenarios: the scenarios are valid, options are checked, the order rotates."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from rap.bench import runner, scenarios
+from rap.bench.scenarios import POLICIES, SCENARIOS, Overload, Scenario, ScenarioError, Target
+
+
+def test_every_scenario_is_valid_and_builds_a_cluster_config():
+    from rap.localcluster.config import ClusterConfig
+
+    assert set(SCENARIOS) == {"balanced", "geo", "overload", "rates"}
+    for s in SCENARIOS.values():
+        scenarios.validate(s)
+        ClusterConfig(proxy="rap", **s.cluster_kwargs())
+        assert s.description
+
+
+def test_the_paper_shapes():
+    geo, over, bal = SCENARIOS["geo"], SCENARIOS["overload"], SCENARIOS["balanced"]
+    assert bal.rtt_ms == () and bal.clients == (1, 2, 3) and bal.overload is None
+    rtt = {(a, b): ms for a, b, ms in geo.rtt_ms}
+    assert rtt[(1, 2)] < rtt[(1, 3)] and geo.clients == (1,)
+    # round robin must keep sending most connections to the saturated pods
+    total = sum(over.pods_on(i) for i in range(1, over.nodes + 1))
+    assert over.overload.node in over.clients and over.pods_on(over.overload.node) / total > 0.5
+    assert SCENARIOS["rates"].mode == "open" and SCENARIOS["rates"].shape_key() == geo.shape_key()
+    targets = {n: {(t.metric, t.op, t.value) for t in SCENARIOS[n].targets} for n in ("geo", "overload")}
+    assert targets["geo"] == targets["overload"] == {("p50_ms", "<=", 0.7), ("throughput_rps", ">=", 1.2)}
+
+
+@pytest.mark.parametrize("change, words", [
+    (dict(mode="sideways"), "mode"),
+    (dict(duration_s=0), "duration"),
+    (dict(clients=(4,)), "clients"),
+    (dict(clients=(1, 1)), "clients"),
+    (dict(mode="open", rates=()), "rates"),
+    (dict(mode="open", rates=(80, 20)), "rise"),
+    (dict(overload=Overload(node=2), pods=((2, 0),)), "no pods"),
+    (dict(targets=(Target("p42", "<=", 1),)), "target"),
+    (dict(pod_cpu=0), "--pod-cpu"),
+    (dict(rtt_ms=((1, 1, 5.0),)), "--rtt"),
+])
+def test_validation_names_the_problem(change, words):
+    with pytest.raises(ScenarioError, match=words):
+        scenarios.validate(replace(SCENARIOS["geo"], **change))
+
+
+def test_parse_names():
+    assert scenarios.parse_names(None) == list(SCENARIOS)
+    assert scenarios.parse_names("geo, overload") == ["geo", "overload"]
+    with pytest.raises(ScenarioError, match="unknown nope"):
+        scenarios.parse_names("geo,nope")
+    with pytest.raises(ScenarioError, match="twice"):
+        scenarios.parse_names("geo,geo")
+
+
+def test_plan_quick_and_duration_and_grouping_by_shape():
+    quick = scenarios.plan(["rates", "balanced", "geo"], quick=True)
+    assert [s.name for s in quick] == ["rates", "geo", "balanced"]  # same shape kept together
+    assert all(s.duration_s == scenarios.QUICK["duration_s"] for s in quick)
+    assert quick[0].rates == scenarios.QUICK["rates"]
+    assert all(s.duration_s == 7 for s in scenarios.plan(["geo"], duration=7))
+    with pytest.raises(ScenarioError, match="--duration"):
+        scenarios.plan(["geo"], duration=1000)
+
+
+def test_quick_fits_in_three_minutes_by_estimate():
+    assert scenarios.estimate_seconds(scenarios.plan(list(SCENARIOS), quick=True), reps=1) < 180
+
+
+def test_policy_order_rotates_and_chains_across_scenarios():
+    assert scenarios.policy_order(0) == ["round-robin", "rap", "least-request"]
+    assert scenarios.policy_order(1) == ["rap", "least-request", "round-robin"]
+    assert scenarios.policy_order(2) == ["least-request", "round-robin", "rap"]
+    assert scenarios.policy_order(3) == scenarios.policy_order(0)
+    for last in range(3):
+        nxt = runner.next_rotation(last, len(POLICIES))
+        assert scenarios.policy_order(nxt)[0] == scenarios.policy_order(last)[-1]
+
+
+def test_targets():
+    assert Target("p50_ms", "<=", 0.7).check(0.7) is True
+    assert Target("throughput_rps", ">=", 1.2).check(1.1) is False
+    assert Target("p50_ms", "within", 0.1).check(0.91) is True
+    assert Target("p50_ms", "within", 0.1).check(1.11) is False
+    assert Target("p50_ms", "<=", 0.7).check(None) is None
+
+
+def test_options_reject_bad_reps():
+    with pytest.raises(ScenarioError, match="--reps"):
+        scenarios.Options(reps=0)
+
+
+def test_scenario_is_data():
+    s = Scenario(name="x", title="x", description="x")
+    assert s.steps() == [None] and s.seconds_per_run() == s.warmup_s + s.duration_s
