@@ -88,8 +88,8 @@ class Scenario:
     mode: str = "closed"  # closed: `concurrency` workers per client; open: each rate per client
     concurrency: int = 8
     rates: tuple[float, ...] = ()
-    duration_s: float = 10.0
-    warmup_s: float = 4.0
+    duration_s: float = 8.0
+    warmup_s: float = 3.0
     timeout_s: float = 10.0
     overload: Overload | None = None
     targets: tuple[Target, ...] = ()
@@ -162,7 +162,7 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
             "measured from each request's scheduled start, so queueing in a proxy shows. Round robin pays "
             "the remote round trips at every rate; RAP serves locally until node-1's pods reach the "
             "threshold, then spills over to the nearest node."),
-        rtt_ms=GEO_RTT, clients=(1,), mode="open", rates=(20, 40, 80, 120), duration_s=6.0,
+        rtt_ms=GEO_RTT, clients=(1,), mode="open", rates=(20, 40, 80, 120), duration_s=5.0,
     ),
 )}
 

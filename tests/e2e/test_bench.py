@@ -1,0 +1,93 @@
+"""`invoke bench --quick` end to end on the local cluster: the output files exist and are well-formed.
+
+It does not assert the performance targets: those are benchmark figures,
+stated (met or missed) in the report, not timed tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rap.bench.scenarios import POLICIES, SCENARIOS
+from rap.bench.stats import MEASURES
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[2]
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    if os.geteuid() != 0:
+        pytest.skip("the local cluster needs root")
+    from rap import proxybuild
+
+    proxybuild.build_kube_proxy(rap=True, stock=True)
+    proxybuild.build_apiserver()
+    out = tmp_path_factory.mktemp("bench") / "results"
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "invoke", "bench", "--quick", "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    return proc, out, time.monotonic() - t0
+
+
+def test_quick_run_succeeds_and_prints_progress_and_a_summary(quick_run):
+    proc, out, seconds = quick_run
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "12/12" in proc.stdout  # the progress lines
+    assert "targets (RAP / round robin):" in proc.stdout and f"report: {out / 'report.md'}" in proc.stdout
+    print(f"invoke bench --quick took {seconds:.0f}s")
+
+
+def test_summary_json_is_complete(quick_run):
+    _, out, _ = quick_run
+    doc = json.loads((out / "summary.json").read_text())
+    assert doc["quick"] is True and doc["reps"] == 1 and doc["policies"] == list(POLICIES)
+    assert doc["failures"] == [] and doc["interrupted"] is False
+    assert set(doc["scenarios"]) == set(SCENARIOS)
+    for name, sc in doc["scenarios"].items():
+        for step in sc["steps"].values():
+            assert set(step["policies"]) == set(POLICIES), name
+            for m in step["policies"].values():
+                assert set(MEASURES) <= set(m)
+                assert m["throughput_rps"]["median"] > 0
+                assert m["p50_ms"]["median"] is not None
+            assert set(step["ratios"]) == {"rap/round-robin", "least-request/round-robin"}
+        for v in sc["targets"]:  # stated, whatever they are
+            assert v["ratio"] is not None and v["met"] in (True, False)
+
+
+def test_raw_samples_cover_every_run(quick_run):
+    _, out, _ = quick_run
+    seen = set()
+    with open(out / "samples.jsonl") as f:
+        for line in f:
+            s = json.loads(line)
+            assert {"scenario", "policy", "rep", "rate", "client", "node", "pod", "latency_ms", "status"} <= set(s)
+            seen.add((s["scenario"], s["policy"]))
+    assert seen == {(n, p) for n in SCENARIOS for p in POLICIES}
+
+
+def test_report_and_plots(quick_run):
+    _, out, _ = quick_run
+    md = (out / "report.md").read_text()
+    assert "## Targets (RAP / round robin, same run)" in md and "## Compared with the paper" in md
+    for s in SCENARIOS.values():
+        assert f"(`{s.name}`)" in md
+    for png in ("throughput.png", "local_share.png", "latency_p50.png", "latency_vs_rate_rates.png"):
+        assert (out / png).read_bytes()[:8] == PNG
+        assert f"]({png})" in md
+
+
+def test_the_cluster_is_gone(quick_run):
+    from rap.localcluster import netns, state
+
+    assert netns.existing_namespaces() == []
+    assert state.load(state.runtime_dir()) is None
