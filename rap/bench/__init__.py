@@ -13,6 +13,8 @@ overload (the co-located workload that saturates pods), progress.
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,6 +32,17 @@ class BenchError(RuntimeError):
 def default_out_dir(now: datetime | None = None) -> Path:
     now = now or datetime.now()
     return Path("results") / now.strftime("%Y%m%d-%H%M%S")
+
+
+def _sigterm_as_interrupt():
+    """SIGTERM (a CI timeout, `kill`) tears the cluster down like Ctrl-C does; the old handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, interrupt)
 
 
 def _load() -> str:
@@ -63,10 +76,14 @@ def bench(opts: Options, say=print, **kube_options) -> tuple[Path, dict]:
     load_before = _load()
     progress = Progress(len(scenarios) * reps * len(policies), estimate)
     t0 = time.monotonic()
+    previous = _sigterm_as_interrupt()
     try:
         result = runner.run(tgt, scenarios, reps, out_dir, progress, policies)
     except TargetError as exc:
         raise BenchError(str(exc)) from None
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     meta = {
         "started": started.isoformat(timespec="seconds"),
         "seconds": time.monotonic() - t0,

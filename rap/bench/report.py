@@ -167,6 +167,9 @@ def markdown(doc: dict, plots: list[str]) -> str:
                      f" Overload: {sc['overload']['threads_per_pod']} threads per pod of "
                      f"{sc['overload']['node']} send direct {sc['overload']['cost_ms']:g} ms requests."
                      if sc["overload"] else ""))
+        if sc["mode"] == "open":
+            L += ["", "In open loop the throughput equals the offered rate unless requests fail (late answers are "
+                  "still counted); the latency carries the difference."]
         for key, step in sc["steps"].items():
             L.append("")
             if key != "closed":
