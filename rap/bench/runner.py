@@ -144,5 +144,5 @@ def _brief(r: RunRecord) -> str:
     rate = f"{r.rate:g}/s: " if r.rate is not None else ""
     p50 = f"{m['p50_ms']:.0f}" if m["p50_ms"] is not None else "-"
     local = f"{m['local_share']:.0%}" if m["local_share"] is not None else "-"
-    err = f", {m['error_rate']:.0%} err" if m["error_rate"] else ""
+    err = f", {m['error_rate']:.1%} err" if m["error_rate"] else ""
     return f"{rate}{m['throughput_rps']:.0f} req/s, p50 {p50} ms, local {local}{err}"
