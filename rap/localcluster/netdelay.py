@@ -278,18 +278,10 @@ def _find_go() -> str:
 
 
 def go_env() -> dict[str, str]:
-    """The same module and build caches as the kube-proxy build (<cache>/go/mod, <cache>/go/build)."""
-    cache = cache_dir()
-    env = dict(os.environ)
-    env.update({
-        "GOMODCACHE": str(cache / "go" / "mod"),
-        "GOCACHE": str(cache / "go" / "build"),
-        "GOTOOLCHAIN": "local",
-        "GOWORK": "off",
-        "CGO_ENABLED": "0",
-        "GOFLAGS": "-mod=readonly",
-    })
-    return env
+    """The kube-proxy build's Go environment (same caches), but never touching go.mod."""
+    from rap.proxybuild import go_env as build_go_env
+
+    return {**build_go_env(cache_dir()), "GOFLAGS": "-mod=readonly"}
 
 
 def source_digest(source_dir: Path = SOURCE_DIR) -> str:

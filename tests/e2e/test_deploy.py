@@ -44,54 +44,8 @@ BROKEN_IMAGE = "registry.example/rap/kube-proxy:does-not-exist"
 NODES = 3
 NS = "kube-system"
 
-KUBE_PROXY_CONFIG = """\
-apiVersion: kubeproxy.config.k8s.io/v1alpha1
-bindAddress: 0.0.0.0
-bindAddressHardFail: false
-clientConnection:
-  acceptContentTypes: ""
-  burst: 0
-  contentType: ""
-  kubeconfig: /var/lib/kube-proxy/kubeconfig.conf
-  qps: 0
-clusterCIDR: 10.244.0.0/16
-configSyncPeriod: 0s
-conntrack:
-  maxPerCore: null
-  min: null
-  tcpCloseWaitTimeout: null
-  tcpEstablishedTimeout: null
-detectLocalMode: ""
-enableProfiling: false
-healthzBindAddress: ""
-hostnameOverride: ""
-iptables:
-  masqueradeAll: false
-  masqueradeBit: null
-  minSyncPeriod: 0s
-  syncPeriod: 0s
-ipvs:
-  excludeCIDRs: null
-  minSyncPeriod: 0s
-  scheduler: ""
-  strictARP: false
-  syncPeriod: 0s
-  tcpFinTimeout: 0s
-  tcpTimeout: 0s
-  udpTimeout: 0s
-kind: KubeProxyConfiguration
-metricsBindAddress: ""
-mode: iptables
-nodePortAddresses: null
-oomScoreAdj: null
-portRange: ""
-showHiddenMetricsForVersion: ""
-udpIdleTimeout: 0s
-winkernel:
-  enableDSR: false
-  networkName: ""
-  sourceVip: ""
-"""
+# What kubeadm 1.21 writes into kube-system/kube-proxy's config.conf.
+KUBE_PROXY_CONFIG = (REPO / "tests" / "data" / "kubeadm-kube-proxy-config.conf").read_text()
 
 KUBE_PROXY_KUBECONFIG = """\
 apiVersion: v1

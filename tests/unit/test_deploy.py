@@ -21,54 +21,7 @@ from rap.paths import REPO
 
 # What kubeadm 1.21 writes into kube-system/kube-proxy's config.conf (abridged
 # only where the fields are irrelevant here), with the mode the test starts from.
-KUBEADM_CONFIG = """\
-apiVersion: kubeproxy.config.k8s.io/v1alpha1
-bindAddress: 0.0.0.0
-bindAddressHardFail: false
-clientConnection:
-  acceptContentTypes: ""
-  burst: 0
-  contentType: ""
-  kubeconfig: /var/lib/kube-proxy/kubeconfig.conf
-  qps: 0
-clusterCIDR: 10.244.0.0/16
-configSyncPeriod: 0s
-conntrack:
-  maxPerCore: null
-  min: null
-  tcpCloseWaitTimeout: null
-  tcpEstablishedTimeout: null
-detectLocalMode: ""
-enableProfiling: false
-healthzBindAddress: ""
-hostnameOverride: ""
-iptables:
-  masqueradeAll: false
-  masqueradeBit: null
-  minSyncPeriod: 0s
-  syncPeriod: 0s
-ipvs:
-  excludeCIDRs: null
-  minSyncPeriod: 0s
-  scheduler: ""
-  strictARP: false
-  syncPeriod: 0s
-  tcpFinTimeout: 0s
-  tcpTimeout: 0s
-  udpTimeout: 0s
-kind: KubeProxyConfiguration
-metricsBindAddress: ""
-mode: iptables
-nodePortAddresses: null
-oomScoreAdj: null
-portRange: ""
-showHiddenMetricsForVersion: ""
-udpIdleTimeout: 0s
-winkernel:
-  enableDSR: false
-  networkName: ""
-  sourceVip: ""
-"""
+KUBEADM_CONFIG = (REPO / "tests" / "data" / "kubeadm-kube-proxy-config.conf").read_text()
 
 
 def daemonset() -> dict:
