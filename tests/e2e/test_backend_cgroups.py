@@ -238,7 +238,7 @@ def test_memory_ballast_shows_in_the_cgroup(env):
 
 
 def test_cpu_limit_slows_the_limited_pod(env):
-    slow, fast = env.group("pod-slow"), env.group("pod-fast")
+    slow = env.group("pod-slow")
     throttled = slow.throttling().get("nr_throttled", 0)
     cpu = {pod: env.group(pod).cpu_usage_ns() for pod in LIMITS}
     started = time.monotonic()

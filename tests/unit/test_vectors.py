@@ -1,5 +1,4 @@
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -87,7 +86,7 @@ def test_invalid_json_is_rejected(tmp_path):
 def test_runner_reports_a_wrong_expectation(tmp_path):
     data = _valid()
     data["steps"][1]["expect"] = "10.0.3.1:8080"
-    path = _write(tmp_path, data["name"], data)
+    _write(tmp_path, data["name"], data)
     report = run_all(tmp_path)
     assert not report.ok
     [mismatch] = report.mismatches
