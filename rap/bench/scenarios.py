@@ -162,7 +162,7 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
             "measured from each request's scheduled start, so queueing in a proxy shows. Round robin pays "
             "the remote round trips at every rate; RAP serves locally until node-1's pods reach the "
             "threshold, then spills over to the nearest node."),
-        rtt_ms=GEO_RTT, clients=(1,), mode="open", rates=(20, 40, 80, 120), duration_s=5.0,
+        rtt_ms=GEO_RTT, clients=(1,), mode="open", rates=(20, 80, 160, 240), duration_s=5.0,
     ),
 )}
 
