@@ -14,6 +14,7 @@ from pathlib import Path
 
 from rap.localcluster import config as cfg
 from rap.localcluster import controlplane, metrics, netdelay, netns, objects, pki, procs, state, workload
+from rap.localcluster.sh import ToolError, require_tool
 from rap.localcluster.teardown import teardown
 from rap.paths import build_out_dir
 
@@ -34,7 +35,6 @@ def preflight(c: cfg.ClusterConfig) -> dict[str, Path]:
     if os.geteuid() != 0:
         raise LocalClusterError("local-up needs root (namespaces, iptables, cgroups): run it as root or with sudo")
     for tool, pkg in (("ip", "iproute2"), ("iptables", "iptables"), ("etcd", "etcd-server")):
-        from rap.localcluster.sh import ToolError, require_tool
         try:
             require_tool(tool, pkg)
         except ToolError as exc:

@@ -8,6 +8,7 @@ parent, so an interrupted local-up is cleaned up as fully as a finished one.
 
 from __future__ import annotations
 
+import shlex
 import shutil
 from pathlib import Path
 
@@ -37,15 +38,9 @@ def _iptables_leftovers() -> list[str]:
     for table in ("nat", "filter", "mangle"):
         for rule in run(["iptables", "-t", table, "-S"], check=False).splitlines():
             if "rap-local" in rule and rule.startswith("-A "):
-                if quiet(["iptables", "-t", table, "-D", *_split(rule[3:])]):
+                if quiet(["iptables", "-t", table, "-D", *shlex.split(rule[3:])]):
                     removed.append(f"iptables {table} rule {rule}")
     return removed
-
-
-def _split(rule: str) -> list[str]:
-    import shlex
-
-    return shlex.split(rule)
 
 
 def _cgroups() -> list[str]:
