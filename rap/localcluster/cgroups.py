@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+
+from rap.localcluster import procs
 
 V1_CONTROLLERS = ("cpu", "cpuacct", "memory")
 V2_CONTROLLERS = ("cpu", "memory")
@@ -165,7 +166,8 @@ class Cgroup:
         """Kill every process in the subtree, then remove the groups deepest first."""
         if not self.exists():
             return
-        _terminate(self.pids(recursive=True) - {os.getpid()}, timeout)
+        # Half the timeout for SIGTERM, half for SIGKILL.
+        procs.terminate(self.pids(recursive=True) - {os.getpid()}, timeout / 2)
         self._evict(self.pids(recursive=True))
         for d in self._subtree_dirs():
             _rmdir(d, timeout)
@@ -289,41 +291,6 @@ def _rmdir(path: Path, timeout: float) -> None:
             if e.errno != errno.EBUSY or time.monotonic() > deadline:
                 raise CgroupError(f"cannot remove cgroup {path}: {e.strerror}") from e
             time.sleep(0.05)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
-def _terminate(pids: set[int], timeout: float) -> None:
-    """SIGTERM, then SIGKILL after half the timeout; reaps our own children."""
-    for sig, wait in ((signal.SIGTERM, timeout / 2), (signal.SIGKILL, timeout / 2)):
-        for pid in pids:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + wait
-        while True:
-            _reap(pids)
-            pids = {p for p in pids if _alive(p)}
-            if not pids or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
-        if not pids:
-            return
-
-
-def _reap(pids: set[int]) -> None:
-    for pid in pids:
-        try:
-            os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
 
 
 # -- the functions the cluster code calls -------------------------------------

@@ -43,7 +43,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
+from rap.localcluster import procs
 from rap.paths import cache_dir
+from rap.proxybuild import BuildError, find_go
+from rap.proxybuild import go_env as build_go_env
 
 SOURCE_DIR = Path(__file__).resolve().parent / "netdelay"
 BINARY_NAME = "netdelay"
@@ -267,20 +270,14 @@ def binary_path() -> Path:
 
 
 def _find_go() -> str:
-    found = shutil.which("go")
-    if found:
-        return found
-    fallback = Path("/usr/local/go/bin/go")
-    if fallback.is_file() and os.access(fallback, os.X_OK):
-        return str(fallback)
-    raise NetDelayError("netdelay: the Go toolchain ('go') was not found on PATH; "
-                        "./scripts/install.sh installs it")
+    try:
+        return find_go()
+    except BuildError as exc:
+        raise NetDelayError(f"netdelay: {exc}") from None
 
 
 def go_env() -> dict[str, str]:
     """The kube-proxy build's Go environment (same caches), but never touching go.mod."""
-    from rap.proxybuild import go_env as build_go_env
-
     return {**build_go_env(cache_dir()), "GOFLAGS": "-mod=readonly"}
 
 
@@ -410,14 +407,6 @@ def _is_delayer(pid: int) -> bool:
     return Path(argv0.decode(errors="replace")).name == BINARY_NAME
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
 def stop_delayer(proc: subprocess.Popen | int, timeout: float = 5.0) -> int | None:
     """SIGTERM (held packets are accepted at once), SIGKILL after ``timeout``.
 
@@ -448,7 +437,7 @@ def stop_delayer(proc: subprocess.Popen | int, timeout: float = 5.0) -> int | No
                 if done:
                     return os.waitstatus_to_exitcode(status)
             except ChildProcessError:
-                if not _alive(pid):
+                if not procs.alive(pid):
                     return None
             time.sleep(0.02)
     return None

@@ -44,10 +44,11 @@ def recorded(runtime: Path) -> dict[str, int]:
 
 
 def alive(pid: int) -> bool:
+    """Running (not a zombie). rsplit: a command name may itself contain ") "."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ")[1][0] != "Z"
-    except (FileNotFoundError, IndexError, ProcessLookupError):
+            return f.read().rsplit(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
         return False
 
 
@@ -69,35 +70,40 @@ def marked(runtime: Path) -> list[int]:
 def stop(runtime: Path, name: str, timeout: float = 5.0) -> None:
     pid = recorded(runtime).get(name)
     if pid is not None:
-        _terminate([pid], timeout)
+        terminate([pid], timeout)
         (runtime / "pids" / f"{name}.pid").unlink(missing_ok=True)
 
 
 def stop_all(runtime: Path, timeout: float = 5.0) -> list[int]:
     pids = sorted(set(marked(runtime)) | {p for p in recorded(runtime).values() if alive(p)})
     pids = [p for p in pids if p != os.getpid()]
-    _terminate(pids, timeout)
+    terminate(pids, timeout)
     for pidfile in (runtime / "pids").glob("*.pid") if (runtime / "pids").is_dir() else []:
         pidfile.unlink()
     return pids
 
 
-def _terminate(pids: list[int], timeout: float) -> None:
+def terminate(pids, timeout_per_signal: float) -> None:
+    """SIGTERM, then SIGKILL to what is left after ``timeout_per_signal``; reaps our own children."""
+    pids = set(pids)
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pid in pids:
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:
                 pass
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and any(alive(p) for p in pids):
+        deadline = time.monotonic() + timeout_per_signal
+        while True:
+            _reap(pids)
+            pids = {p for p in pids if alive(p)}
+            if not pids or time.monotonic() > deadline:
+                break
             time.sleep(0.05)
-        _reap(pids)
-        if not any(alive(p) for p in pids):
+        if not pids:
             return
 
 
-def _reap(pids: list[int]) -> None:
+def _reap(pids) -> None:
     # Children of this process would stay zombies (and "alive" to ps) until waited.
     for pid in pids:
         try:
