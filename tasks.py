@@ -9,6 +9,18 @@ from invoke import task
 from invoke.exceptions import Exit
 
 
+
+def _one_line_errors(errors: tuple, fn, *args, **kwargs):
+    """Run ``fn``; an expected error (one of ``errors``) becomes one message and exit 1.
+
+    Each area's wrapper below imports its own error types lazily, so
+    `invoke --list` does not load the whole package.
+    """
+    try:
+        return fn(*args, **kwargs)
+    except errors as exc:
+        raise Exit(f"error: {exc}", code=1) from None
+
 # ---- the reference balancer and its conformance vectors ----
 
 @task(help={"directory": "folder of *.json vectors (default tests/vectors)"})
@@ -70,10 +82,8 @@ def _local_call(fn, *args, **kwargs):
     from rap.localcluster.config import ClusterConfigError
     from rap.localcluster.netdelay import RttOptionError
 
-    try:
-        return fn(*args, **kwargs)
-    except (LocalClusterError, ClusterConfigError, RttOptionError, RuntimeError) as exc:
-        raise Exit(f"error: {exc}", code=1) from None
+    return _one_line_errors((LocalClusterError, ClusterConfigError, RttOptionError, RuntimeError),
+                            fn, *args, **kwargs)
 
 
 @task(
@@ -134,14 +144,9 @@ def local_status(c):
 
 def _cloud_call(fn, *args, **kwargs):
     """Run a rap.cloud step; its CloudError becomes one message and exit 1."""
-    from invoke.exceptions import Exit
-
     from rap.cloud import CloudError
 
-    try:
-        return fn(*args, **kwargs)
-    except CloudError as e:
-        raise Exit(f"error: {e}", code=1) from None
+    return _one_line_errors((CloudError,), fn, *args, **kwargs)
 
 
 @task(
@@ -200,10 +205,7 @@ def _build_call(fn, *args, **kwargs):
     from rap.image import ImageError
     from rap.proxybuild import BuildError
 
-    try:
-        return fn(*args, **kwargs)
-    except (BuildError, ImageError) as exc:
-        raise Exit(f"error: {exc}", code=1) from None
+    return _one_line_errors((BuildError, ImageError), fn, *args, **kwargs)
 
 
 @task(
@@ -262,10 +264,7 @@ def _deploy_call(fn, *args, **kwargs):
     """Run a rap.deploy step; its DeployError becomes one message and exit 1."""
     from rap.deploy import DeployError
 
-    try:
-        return fn(*args, **kwargs)
-    except DeployError as exc:
-        raise Exit(f"error: {exc}", code=1) from None
+    return _one_line_errors((DeployError,), fn, *args, **kwargs)
 
 
 _KUBECONFIG_HELP = "kubeconfig of the cluster (default: $KUBECONFIG, else ~/.kube/config)"
