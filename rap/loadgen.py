@@ -119,10 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     args = _args(argv)
     samples = run(args.url, args.mode, rate=args.rate, concurrency=args.concurrency,
                   duration=args.duration, max_requests=args.max_requests, timeout=args.timeout)
-    out = open(args.out, "w") if args.out else sys.stdout
-    with out if args.out else open("/dev/null") as _:
-        for s in samples:
-            out.write(json.dumps(asdict(s)) + "\n")
+    lines = "".join(json.dumps(asdict(s)) + "\n" for s in samples)
+    if args.out:
+        with open(args.out, "w") as out:
+            out.write(lines)
+    else:
+        sys.stdout.write(lines)
     return 0
 
 

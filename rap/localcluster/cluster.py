@@ -162,11 +162,11 @@ def _start_nodes(runtime: Path, c: cfg.ClusterConfig, api) -> None:
                                                       "--port", str(RTT_PORT)], netns=cfg.node_netns(i))
         _join_node_cgroup(i, pid)
     if c.rtt_ms:
-        netdelay.apply(c.rtt_ms, delay_nodes(c), log_dir=runtime / "logs", env={procs.MARK: str(runtime)})
+        netdelay.apply(c.rtt_ms, delay_nodes(c.node_indexes()), log_dir=runtime / "logs", env={procs.MARK: str(runtime)})
 
 
-def delay_nodes(c: cfg.ClusterConfig) -> list:
-    return [netdelay.NodeAddr(i, cfg.node_netns(i), cfg.node_ip(i), cfg.pod_cidr(i)) for i in c.node_indexes()]
+def delay_nodes(indexes) -> list[netdelay.NodeAddr]:
+    return [netdelay.NodeAddr(i, cfg.node_netns(i), cfg.node_ip(i), cfg.pod_cidr(i)) for i in indexes]
 
 
 def _join_node_cgroup(i: int, pid: int) -> None:
@@ -260,8 +260,7 @@ def down(runtime: Path | None = None) -> list[str]:
     with state.locked(runtime):
         st = state.load(runtime)
         c_nodes = len(st.nodes) if st else cfg.MAX_NODES
-        removed = netdelay.remove([netdelay.NodeAddr(i, cfg.node_netns(i), cfg.node_ip(i), cfg.pod_cidr(i))
-                                   for i in range(1, c_nodes + 1)])
+        removed = netdelay.remove(delay_nodes(range(1, c_nodes + 1)))
         return removed + teardown(runtime)
 
 

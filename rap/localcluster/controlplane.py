@@ -13,7 +13,7 @@ from typing import Sequence
 from rap.localcluster import config as cfg
 from rap.localcluster import procs
 from rap.localcluster.pki import Pki
-from rap.localcluster.sh import ToolError, require_tool
+from rap.localcluster.sh import require_tool
 
 
 class ControlPlaneError(RuntimeError):
@@ -124,5 +124,3 @@ def _tail(path: Path, lines: int = 15) -> str:
     except OSError:
         return ""
 
-
-__all__ = ["ControlPlaneError", "ToolError", "apiserver_url", "start_apiserver", "start_etcd"]

@@ -4,16 +4,16 @@ Cleanup works from names and marks, not only from the state file: every
 namespace starts with ``rap-``, every link is ``rap0`` or ``rapn<i>``, every
 process carries the cluster's mark, every cgroup sits under the project's
 parent, so an interrupted local-up is cleaned up as fully as a finished one.
+Every iptables rule the cluster adds lives in a node namespace (kube-proxy's,
+the Python proxy's, netdelay's), so it goes with its namespace.
 """
 
 from __future__ import annotations
 
-import shlex
 import shutil
 from pathlib import Path
 
 from rap.localcluster import netns, procs
-from rap.localcluster.sh import quiet, run
 
 
 def teardown(runtime: Path, say=print) -> list[str]:
@@ -21,7 +21,6 @@ def teardown(runtime: Path, say=print) -> list[str]:
     pids = procs.stop_all(runtime)
     if pids:
         removed.append(f"{len(pids)} processes")
-    removed += _iptables_leftovers()
     removed += netns.teardown()
     removed += _cgroups()
     if runtime.exists():
@@ -29,17 +28,6 @@ def teardown(runtime: Path, say=print) -> list[str]:
         removed.append(f"runtime folder {runtime}")
     for item in removed:
         say(f"  removed {item}")
-    return removed
-
-
-def _iptables_leftovers() -> list[str]:
-    """Root-namespace rules the project added (tagged with a 'rap-local' comment)."""
-    removed = []
-    for table in ("nat", "filter", "mangle"):
-        for rule in run(["iptables", "-t", table, "-S"], check=False).splitlines():
-            if "rap-local" in rule and rule.startswith("-A "):
-                if quiet(["iptables", "-t", table, "-D", *shlex.split(rule[3:])]):
-                    removed.append(f"iptables {table} rule {rule}")
     return removed
 
 

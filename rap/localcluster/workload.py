@@ -7,6 +7,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from kubernetes.client import ApiException
+
 from rap.localcluster import cgroups, netns, objects, procs
 from rap.localcluster import config as cfg
 
@@ -53,8 +55,9 @@ def stop_pod(runtime: Path, api, pod: dict) -> None:
     netns.delete_pod(*pod["index"])
     try:
         objects.delete_pod(api, pod["name"])
-    except Exception:  # noqa: BLE001 - the Pod object may never have been created
-        pass
+    except ApiException as exc:
+        if exc.status != 404:  # absent: the Pod object was never created
+            raise
 
 
 def wait_healthy(runtime: Path, name: str, ip: str, timeout: float = 20) -> None:

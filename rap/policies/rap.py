@@ -161,8 +161,7 @@ def _best_remote(local: str, view: _View, by_node: dict[str, list[Endpoint]]) ->
         rtt = rtts.get(name)
         effective_rtt = rtt_max if rtt is None else rtt
         ranked.append((_score(view, name, rtt, rtt_max), effective_rtt, name))
-    ranked.sort(key=lambda r: (-r[0], r[1], r[2]))
-    top_score = ranked[0][0]
+    top_score = max(r[0] for r in ranked)
     ties = [r for r in ranked if top_score - r[0] <= SCORE_EPSILON]
     return min(ties, key=lambda r: (r[1], r[2]))[2]
 
