@@ -9,7 +9,6 @@ so both see the same machine load; medians are compared.
 
 from __future__ import annotations
 
-import json
 import re
 import statistics
 from collections import defaultdict
@@ -24,12 +23,6 @@ MAX_NS_AT_30 = 1000.0
 _LINE = re.compile(r"^Benchmark(\S+?)(?:-\d+)?\s+\d+\s+([\d.]+) ns/op")
 
 
-def _overlay(tree: proxybuild.Tree, name: str, replace: dict[str, str]) -> Path:
-    path = tree.build_dir / f"overlay-bench-{name}.json"
-    path.write_text(json.dumps({"Replace": replace}, indent=2, sort_keys=True) + "\n")
-    return path
-
-
 def _run(tree: proxybuild.Tree, overlay: Path, pattern: str) -> dict[str, float]:
     args = ["test", "-mod=mod", "-buildvcs=false", "-overlay", str(overlay), "-run", "^$",
             "-bench", pattern, "-benchtime", "200000x", "-count", "1", proxybuild.USERSPACE_PKG]
@@ -41,9 +34,8 @@ def run(rounds: int = 5) -> dict[str, dict[str, float]]:
     """Median ns/op per benchmark, for 'stock' and 'rap'."""
     tree = proxybuild.prepare_tree()
     pkg = tree.userspace_dir
-    stock = _overlay(tree, "stock", {str(pkg / BENCH_API.name): str(BENCH_API)})
-    rap_map = proxybuild.overlay_map(pkg, proxybuild.rap_go_path(), proxybuild.project_test_files())
-    rap = _overlay(tree, "rap", rap_map)
+    stock = proxybuild.write_replace_overlay(tree, "bench-stock", {str(pkg / BENCH_API.name): str(BENCH_API)})
+    rap = proxybuild.write_overlay(tree, "bench-rap", proxybuild.rap_go_path(), proxybuild.project_test_files())
     samples: dict[str, dict[str, list[float]]] = {"stock": defaultdict(list), "rap": defaultdict(list)}
     for i in range(rounds):
         print(f"round {i + 1}/{rounds}: stock, then RAP", flush=True)

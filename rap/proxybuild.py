@@ -445,10 +445,13 @@ def overlay_map(package_dir: Path, rap_go: Path,
 
 
 def write_overlay(tree: Tree, name: str, rap_go: Path, test_files: list[Path] = ()) -> Path:
+    return write_replace_overlay(tree, name, overlay_map(tree.userspace_dir, rap_go, list(test_files)))
+
+
+def write_replace_overlay(tree: Tree, name: str, replace: dict[str, str]) -> Path:
+    """Write build_dir/overlay-<name>.json, go's -overlay file for the ``replace`` map."""
     path = tree.build_dir / f"overlay-{name}.json"
-    body = json.dumps({"Replace": overlay_map(tree.userspace_dir, rap_go, list(test_files))},
-                      indent=2, sort_keys=True)
-    _write_if_changed(path, body + "\n")
+    _write_if_changed(path, json.dumps({"Replace": replace}, indent=2, sort_keys=True) + "\n")
     return path
 
 
@@ -645,9 +648,8 @@ def build_apiserver(k8s_src: Path | str | None = None, force: bool = False) -> P
     """kube-apiserver from the same pinned source, for the local cluster (no swap)."""
     tree = prepare_tree(k8s_src)
     generated = generate_openapi(tree)
-    overlay = tree.build_dir / "overlay-apiserver.json"
     target = tree.src / "pkg/generated/openapi" / OPENAPI_FILE
-    _write_if_changed(overlay, json.dumps({"Replace": {str(target): str(generated)}}, indent=2) + "\n")
+    overlay = write_replace_overlay(tree, "apiserver", {str(target): str(generated)})
     _say("build: kube-apiserver (same source, stock, generated openapi added by overlay)")
     path = build_binary(tree, KUBE_APISERVER_PKG, "kube-apiserver", tree.version, overlay, force)
     _say(f"done: kube-apiserver at {path}")

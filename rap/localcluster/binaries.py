@@ -11,7 +11,6 @@ instead of exiting. Both the RAP and the stock variant get that change.
 
 from __future__ import annotations
 
-import json
 import resource
 import subprocess
 import sys
@@ -55,8 +54,7 @@ def build_local_variants(kinds=("rap", "stock")) -> dict[str, Path]:
         if kind == "rap":
             replace.update(proxybuild.overlay_map(tree.userspace_dir, proxybuild.rap_go_path()))
             version += proxybuild.RAP_VERSION_SUFFIX
-        overlay = tree.build_dir / f"overlay-local-{kind}.json"
-        overlay.write_text(json.dumps({"Replace": replace}, indent=2, sort_keys=True) + "\n")
+        overlay = proxybuild.write_replace_overlay(tree, f"local-{kind}", replace)
         name = f"{NAMES[kind]}-nofile"
         built[name] = proxybuild.build_binary(tree, proxybuild.KUBE_PROXY_PKG, name, version, overlay)
     return built
