@@ -14,6 +14,7 @@ from __future__ import annotations
 import resource
 import subprocess
 import sys
+from functools import lru_cache
 from pathlib import Path
 
 from rap import proxybuild
@@ -24,8 +25,9 @@ RLIMIT_PATCH = BUILD_DIR / "patches" / "rlimit_nofile.go"
 NAMES = {"rap": "kube-proxy", "stock": "kube-proxy-stock"}
 
 
+@lru_cache(maxsize=None)
 def can_raise_nofile(limit: int = KUBE_PROXY_NOFILE) -> bool:
-    """Whether a process here may set RLIMIT_NOFILE to ``limit`` (tried in a child)."""
+    """Whether a process here may set RLIMIT_NOFILE to ``limit`` (tried once, in a child)."""
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY or hard >= limit:
         return True
