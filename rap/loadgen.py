@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 MAX_DURATION_S = 600
 MAX_REQUESTS = 1_000_000
+MAX_THINK_MS = 60_000
 
 
 @dataclass
@@ -73,7 +74,14 @@ async def open_loop(url, rate: float, duration: float, max_requests: int, timeou
     return list(await asyncio.gather(*tasks))
 
 
-async def closed_loop(url, concurrency: int, duration: float, max_requests: int, timeout: float) -> list[Sample]:
+async def closed_loop(url, concurrency: int, duration: float, max_requests: int, timeout: float,
+                      think: float = 0.0) -> list[Sample]:
+    """``concurrency`` workers, each sending its next request ``think`` seconds after the last answer.
+
+    With no think time the workers drive the slowest part of the path to
+    saturation; a think time models users who read before they click again,
+    so the offered load stays bounded while throughput still follows latency.
+    """
     t0 = time.monotonic()
     samples: list[Sample] = []
     end = t0 + duration
@@ -81,17 +89,21 @@ async def closed_loop(url, concurrency: int, duration: float, max_requests: int,
     async def worker() -> None:
         while time.monotonic() < end and len(samples) < max_requests:
             samples.append(await _timed(url, t0, time.monotonic(), timeout))
+            if think > 0:
+                if time.monotonic() + think >= end:
+                    return  # the next request would start after the window
+                await asyncio.sleep(think)
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return samples[:max_requests]
 
 
 def run(url: str, mode: str, *, rate: float = 100, concurrency: int = 8, duration: float = 5,
-        max_requests: int = 10_000, timeout: float = 10) -> list[Sample]:
+        max_requests: int = 10_000, timeout: float = 10, think_ms: float = 0.0) -> list[Sample]:
     parsed = urlsplit(url)
     if mode == "open":
         return asyncio.run(open_loop(parsed, rate, duration, max_requests, timeout))
-    return asyncio.run(closed_loop(parsed, concurrency, duration, max_requests, timeout))
+    return asyncio.run(closed_loop(parsed, concurrency, duration, max_requests, timeout, think_ms / 1000))
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
@@ -101,6 +113,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
                    help="open: fixed request rate; closed: N workers back to back (default closed)")
     p.add_argument("--rate", type=float, default=100, help="open loop: requests per second (default 100)")
     p.add_argument("--concurrency", type=int, default=8, help="closed loop: concurrent workers (default 8)")
+    p.add_argument("--think-ms", type=float, default=0,
+                   help=f"closed loop: each worker's pause after an answer, 0..{MAX_THINK_MS:g} ms (default 0)")
     p.add_argument("--duration", type=float, default=5, help=f"seconds, at most {MAX_DURATION_S} (default 5)")
     p.add_argument("--max-requests", type=int, default=10_000, help="stop after this many (default 10000)")
     p.add_argument("--timeout", type=float, default=10, help="per-request timeout in seconds (default 10)")
@@ -112,13 +126,16 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"--max-requests must be in 1..{MAX_REQUESTS}")
     if args.rate <= 0 or args.concurrency <= 0:
         p.error("--rate and --concurrency must be > 0")
+    if not 0 <= args.think_ms <= MAX_THINK_MS:
+        p.error(f"--think-ms must be in [0, {MAX_THINK_MS:g}] ms")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _args(argv)
     samples = run(args.url, args.mode, rate=args.rate, concurrency=args.concurrency,
-                  duration=args.duration, max_requests=args.max_requests, timeout=args.timeout)
+                  duration=args.duration, max_requests=args.max_requests, timeout=args.timeout,
+                  think_ms=args.think_ms)
     lines = "".join(json.dumps(asdict(s)) + "\n" for s in samples)
     if args.out:
         with open(args.out, "w") as out:

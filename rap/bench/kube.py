@@ -110,7 +110,8 @@ def loadgen_manifest(name: str, node: str, image: str, url: str, s: Scenario, ra
     volume, mount = _code_volume()
     args = ["python3", "/rap/loadgen.py", "--url", url, "--mode", s.mode, "--duration", f"{s.duration_s:g}",
             "--max-requests", str(max_requests(s, rate)), "--timeout", f"{s.timeout_s:g}"]
-    args += ["--rate", f"{rate:g}"] if rate is not None else ["--concurrency", str(s.concurrency)]
+    args += (["--rate", f"{rate:g}"] if rate is not None
+             else ["--concurrency", str(s.concurrency), "--think-ms", f"{s.think_ms:g}"])
     return _one_shot(name, node, image, args, volume, mount, {"rap-bench/role": "loadgen"})
 
 

@@ -43,6 +43,7 @@ def summarize(scenarios: list[Scenario], records: Iterable, policies: list[str])
                       "rtt_ms": {f"node-{a}:node-{b}": ms for a, b, ms in s.rtt_ms}},
             "load": {"clients": [f"node-{c}" for c in s.clients], "mode": s.mode,
                      "concurrency_per_client": s.concurrency if s.mode == "closed" else None,
+                     "think_ms": s.think_ms if s.mode == "closed" else None,
                      "rates_rps_per_client": list(s.rates) if s.mode == "open" else None,
                      "duration_s": s.duration_s, "warmup_s": s.warmup_s},
             "overload": ({"node": f"node-{s.overload.node}", "threads_per_pod": s.overload.threads_per_pod,
@@ -158,7 +159,9 @@ def markdown(doc: dict, plots: list[str]) -> str:
         shape = sc["shape"]
         rtt = ", ".join(f"{k} {v:g} ms" for k, v in shape["rtt_ms"].items()) or "none added"
         load = sc["load"]
-        what = (f"closed loop, {load['concurrency_per_client']} workers per client" if sc["mode"] == "closed"
+        think = load.get("think_ms") or 0
+        what = (f"closed loop, {load['concurrency_per_client']} workers per client"
+                + (f" pausing {think:g} ms after each answer" if think else "") if sc["mode"] == "closed"
                 else f"open loop at {', '.join(f'{r:g}' for r in load['rates_rps_per_client'])} req/s per client")
         L.append(f"Shape: pods {', '.join(f'{k}={v}' for k, v in shape['pods'].items())}, {shape['pod_cpu']:g} "
                  f"CPU and {shape['cpu_ms']:g} ms of CPU per request each; RTT {rtt}. Load from "

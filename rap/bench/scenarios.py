@@ -29,6 +29,7 @@ BASELINE = "round-robin"
 MAX_DURATION_S = 120
 MAX_REPS = 20
 MAX_RATE = 2000
+MAX_THINK_MS = 10_000
 
 
 class ScenarioError(ValueError):
@@ -87,6 +88,7 @@ class Scenario:
     clients: tuple[int, ...] = (1,)  # node indexes the load comes from, at the same time
     mode: str = "closed"  # closed: `concurrency` workers per client; open: each rate per client
     concurrency: int = 8
+    think_ms: float = 0.0  # closed loop: each worker's pause after an answer (rap.loadgen --think-ms)
     rates: tuple[float, ...] = ()
     duration_s: float = 8.0
     warmup_s: float = 3.0
@@ -122,11 +124,14 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
         name="balanced",
         title="Balanced baseline",
         description=(
-            "Three nodes with two pods each, no added delay between them, the same closed-loop load from "
-            "every node at once, nothing overloaded. Round robin already spreads the load evenly here, so "
-            "RAP has nothing to win: this checks that its bookkeeping costs nothing (target: within 10% of "
-            "round robin on p50 latency and throughput)."),
-        clients=(1, 2, 3), concurrency=2,
+            "Three nodes with two pods each, no added delay between them, and the same load from every "
+            "node at once: one closed-loop user per node who waits 10 ms after each answer before the next "
+            "request, which holds every pod near a third of its CPU limit, well under RAP's 0.8 threshold. "
+            "Round robin already spreads the load evenly here, so RAP has nothing to win: this checks that "
+            "its bookkeeping costs nothing (target: within 10% of round robin on p50 latency and "
+            "throughput). The think time matters: back-to-back requests would drive the pods to their "
+            "limit, which is RAP's overload threshold, and the cluster would no longer be balanced."),
+        clients=(1, 2, 3), concurrency=1, think_ms=10.0,
         targets=(Target("p50_ms", "within", 0.10), Target("throughput_rps", "within", 0.10)),
     ),
     Scenario(
@@ -184,6 +189,10 @@ def validate(s: Scenario) -> Scenario:
         raise ScenarioError(f"{where}: clients {s.clients} must be distinct nodes 1..{s.nodes}")
     if s.mode == "closed" and s.concurrency < 1:
         raise ScenarioError(f"{where}: closed loop needs concurrency >= 1")
+    if not 0 <= s.think_ms <= MAX_THINK_MS:
+        raise ScenarioError(f"{where}: think time {s.think_ms:g} ms outside [0, {MAX_THINK_MS:g}] ms")
+    if s.think_ms and s.mode != "closed":
+        raise ScenarioError(f"{where}: think time applies to the closed loop only (the open loop sets a rate)")
     if s.mode == "open":
         if not s.rates or any(not 0 < r <= MAX_RATE for r in s.rates):
             raise ScenarioError(f"{where}: open loop needs rates in (0, {MAX_RATE}] req/s, got {s.rates}")

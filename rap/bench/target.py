@@ -150,7 +150,8 @@ class LocalTarget:
             try:
                 results[i] = traffic.load(
                     config.node_netns(i), self.state.cluster_ip, 80, mode=scenario.mode,
-                    rate=rate or 1, concurrency=scenario.concurrency, duration=scenario.duration_s,
+                    rate=rate or 1, concurrency=scenario.concurrency, think_ms=scenario.think_ms,
+                    duration=scenario.duration_s,
                     max_requests=max_requests(scenario, rate), timeout=scenario.timeout_s)
             except BaseException as exc:  # noqa: BLE001 - re-raised below in the caller's thread
                 errors.append(exc)

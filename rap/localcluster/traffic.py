@@ -18,11 +18,11 @@ class ProbeResult:
 
 def load(netns: str, ip: str, port: int, *, mode: str = "closed", rate: float = 100,
          concurrency: int = 4, duration: float = 5, max_requests: int = 1000,
-         timeout: float = 10, path: str = "/") -> list[Sample]:
+         timeout: float = 10, path: str = "/", think_ms: float = 0.0) -> list[Sample]:
     """Run rap.loadgen inside ``netns``; its samples."""
     cmd = ["ip", "netns", "exec", netns, sys.executable, "-m", "rap.loadgen",
            "--url", f"http://{ip}:{port}{path}", "--mode", mode, "--rate", str(rate),
-           "--concurrency", str(concurrency), "--duration", str(duration),
+           "--concurrency", str(concurrency), "--think-ms", str(think_ms), "--duration", str(duration),
            "--max-requests", str(max_requests), "--timeout", str(timeout)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + timeout + 30)
     if proc.returncode != 0:

@@ -80,6 +80,10 @@ def test_loadgen_pod_closed_and_open():
     assert p["spec"]["nodeName"] == "worker-a" and p["spec"]["restartPolicy"] == "Never"
     cmd = p["spec"]["containers"][0]["command"]
     assert cmd[cmd.index("--mode") + 1] == "closed" and cmd[cmd.index("--concurrency") + 1] == "8"
+    assert cmd[cmd.index("--think-ms") + 1] == "0"
+    b = SCENARIOS["balanced"]
+    cmd = kube.loadgen_manifest("l", "n", "img", "http://x/", b, None)["spec"]["containers"][0]["command"]
+    assert cmd[cmd.index("--think-ms") + 1] == f"{b.think_ms:g}"
     r = SCENARIOS["rates"]
     cmd = kube.loadgen_manifest("l", "n", "img", "http://x/", r, 40)["spec"]["containers"][0]["command"]
     assert cmd[cmd.index("--rate") + 1] == "40" and cmd[cmd.index("--max-requests") + 1] == str(int(40 * r.duration_s))

@@ -44,10 +44,28 @@ def test_the_paper_shapes():
     (dict(targets=(Target("p42", "<=", 1),)), "target"),
     (dict(pod_cpu=0), "--pod-cpu"),
     (dict(rtt_ms=((1, 1, 5.0),)), "--rtt"),
+    (dict(think_ms=-1), "think time"),
+    (dict(think_ms=scenarios.MAX_THINK_MS + 1), "think time"),
+    (dict(mode="open", rates=(20,), think_ms=5), "closed loop only"),
 ])
 def test_validation_names_the_problem(change, words):
     with pytest.raises(ScenarioError, match=words):
         scenarios.validate(replace(SCENARIOS["geo"], **change))
+
+
+def test_balanced_load_stays_under_raps_threshold():
+    # A closed-loop worker with think time Z sends at most 1/Z requests per
+    # second; even at 1.5x the nominal CPU cost per request (the backend's
+    # HTTP handling), every pod must stay clearly below RAP's CPU threshold,
+    # or the "balanced" baseline would be an overload test in disguise.
+    from rap.config import RapConfig
+
+    s = SCENARIOS["balanced"]
+    assert s.mode == "closed" and s.think_ms > 0
+    max_rps = len(s.clients) * s.concurrency * 1000 / s.think_ms
+    pods = sum(s.pods_on(i) for i in range(1, s.nodes + 1))
+    pod_use = max_rps / pods * 1.5 * s.cpu_ms / 1000 / s.pod_cpu
+    assert pod_use < RapConfig().cpu_threshold
 
 
 def test_parse_names():
