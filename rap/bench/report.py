@@ -159,10 +159,12 @@ def markdown(doc: dict, plots: list[str]) -> str:
         shape = sc["shape"]
         rtt = ", ".join(f"{k} {v:g} ms" for k, v in shape["rtt_ms"].items()) or "none added"
         load = sc["load"]
-        think = load.get("think_ms") or 0
-        what = (f"closed loop, {load['concurrency_per_client']} workers per client"
-                + (f" pausing {think:g} ms after each answer" if think else "") if sc["mode"] == "closed"
-                else f"open loop at {', '.join(f'{r:g}' for r in load['rates_rps_per_client'])} req/s per client")
+        if sc["mode"] == "closed":
+            what = f"closed loop, {load['concurrency_per_client']} workers per client"
+            if load.get("think_ms"):
+                what += f" pausing {load['think_ms']:g} ms after each answer"
+        else:
+            what = f"open loop at {', '.join(f'{r:g}' for r in load['rates_rps_per_client'])} req/s per client"
         L.append(f"Shape: pods {', '.join(f'{k}={v}' for k, v in shape['pods'].items())}, {shape['pod_cpu']:g} "
                  f"CPU and {shape['cpu_ms']:g} ms of CPU per request each; RTT {rtt}. Load from "
                  f"{', '.join(load['clients'])}: {what}, {load['duration_s']:g} s per step after a "
