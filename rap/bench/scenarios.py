@@ -125,13 +125,15 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
         title="Balanced baseline",
         description=(
             "Three nodes with two pods each, no added delay between them, and the same load from every "
-            "node at once: one closed-loop user per node who waits 10 ms after each answer before the next "
+            "node at once: one closed-loop user per node who waits 30 ms after each answer before the next "
             "request, which holds every pod near a third of its CPU limit, well under RAP's 0.8 threshold. "
             "Round robin already spreads the load evenly here, so RAP has nothing to win: this checks that "
             "its bookkeeping costs nothing (target: within 10% of round robin on p50 latency and "
             "throughput). The think time matters: back-to-back requests would drive the pods to their "
-            "limit, which is RAP's overload threshold, and the cluster would no longer be balanced."),
-        clients=(1, 2, 3), concurrency=1, think_ms=10.0,
+            "limit, which is RAP's overload threshold, and the cluster would no longer be balanced. Each "
+            "request burns 6 ms of CPU, not 2, so that scheduling jitter of a few tenths of a millisecond "
+            "on a shared machine is a small share of the latency being compared."),
+        clients=(1, 2, 3), concurrency=1, think_ms=30.0, cpu_ms=6.0,
         targets=(Target("p50_ms", "within", 0.10), Target("throughput_rps", "within", 0.10)),
     ),
     Scenario(
