@@ -177,6 +177,23 @@ def test_switching_the_proxy_keeps_the_service_answering(rap_cluster, kind, poli
         assert len(_nodes(samples)) == 3
 
 
+def _nat_rules(node: int) -> str:
+    return subprocess.run(["ip", "netns", "exec", config.node_netns(node), "iptables-save", "-t", "nat"],
+                          capture_output=True, text=True, check=True).stdout
+
+
+def test_switching_away_from_kube_proxy_removes_its_rules_on_every_node(rap_cluster):
+    runtime, _ = rap_cluster
+    nodes = range(1, 4)
+    cluster.switch_proxy("stock", "rap", runtime)
+    try:
+        assert all("KUBE-PORTALS" in _nat_rules(i) for i in nodes)  # there is something to remove
+        cluster.switch_proxy("python", "least-request", runtime)
+        assert [i for i in nodes if "KUBE-PORTALS" in _nat_rules(i)] == []
+    finally:
+        cluster.switch_proxy("rap", "rap", runtime)
+
+
 def test_inter_node_rtt_is_what_was_asked(rap_cluster):
     """TCP connect time from node-1 to each node's RTT listener, the probe RAP itself uses."""
     script = (
