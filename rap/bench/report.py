@@ -160,7 +160,8 @@ def markdown(doc: dict, plots: list[str]) -> str:
         rtt = ", ".join(f"{k} {v:g} ms" for k, v in shape["rtt_ms"].items()) or "none added"
         load = sc["load"]
         if sc["mode"] == "closed":
-            what = f"closed loop, {load['concurrency_per_client']} workers per client"
+            n = load["concurrency_per_client"]
+            what = f"closed loop, {n} worker{'s' if n != 1 else ''} per client"
             if load.get("think_ms"):
                 what += f" pausing {load['think_ms']:g} ms after each answer"
         else:

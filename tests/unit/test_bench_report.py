@@ -63,6 +63,8 @@ def test_markdown_has_tables_ratios_misses_and_the_paper_section(tmp_path):
     assert "## Compared with the paper" in md and "could not" in md
     assert "boom" in md and "![throughput.png](throughput.png)" in md
     assert "### 20 req/s per client" in md
+    assert "closed loop, 1 worker per client pausing 30 ms after each answer" in md  # balanced
+    assert "closed loop, 8 workers per client," in md  # geo: no think time
 
 
 def test_plots_are_pngs(tmp_path):
