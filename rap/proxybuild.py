@@ -425,27 +425,41 @@ def project_test_files(patch_dir: Path | None = None) -> list[Path]:
     return sorted(p.resolve() for p in Path(patch_dir).glob("*_test.go"))
 
 
-def overlay_map(package_dir: Path, rap_go: Path,
-                test_files: list[Path] = ()) -> dict[str, str]:
+def added_files(rap_go: Path) -> list[Path]:
+    """The patch's added files: every other non-test .go file beside the swapped one.
+
+    rap.go mirrors upstream's roundrobin.go; configuration, snapshot, decision
+    and monitor live in sibling files of the same package, overlaid with it.
+    A lone file elsewhere (e.g. $RAP_GO_SOURCE in a scratch folder) has none.
+    """
+    return sorted(p.resolve() for p in rap_go.parent.glob("*.go")
+                  if not p.name.endswith("_test.go") and p.resolve() != rap_go.resolve())
+
+
+def overlay_map(package_dir: Path, rap_go: Path, test_files: list[Path] = (),
+                extra_files: list[Path] = ()) -> dict[str, str]:
     """The -overlay "Replace" map that swaps rap.go into package_dir.
 
     roundrobin.go is deleted (empty target) and rap.go added under its own
-    name, so compiler errors name rap.go. Test files are added beside it.
-    A test file named like an upstream file would silently replace that file,
-    so that is an error.
+    name, so compiler errors name rap.go. The patch's added files and the
+    test files go beside it. A file named like an upstream file would
+    silently replace that file, so that is an error.
     """
     replace = {str(package_dir / SWAPPED_FILE): "", str(package_dir / "rap.go"): str(rap_go)}
-    for test in test_files:
-        target = package_dir / test.name
-        if target.exists() or str(target) in replace:
-            raise BuildError(f"{test}: upstream {USERSPACE_DIR} already has a file "
-                             f"named {test.name}; rename the project's test file")
-        replace[str(target)] = str(test)
+    for kind, files in (("added", extra_files), ("test", test_files)):
+        for added in files:
+            target = package_dir / added.name
+            if target.exists() or str(target) in replace:
+                raise BuildError(f"{added}: upstream {USERSPACE_DIR} already has a file "
+                                 f"named {added.name}; rename the project's {kind} file")
+            replace[str(target)] = str(added)
     return replace
 
 
 def write_overlay(tree: Tree, name: str, rap_go: Path, test_files: list[Path] = ()) -> Path:
-    return write_replace_overlay(tree, name, overlay_map(tree.userspace_dir, rap_go, list(test_files)))
+    """The overlay of the whole patch: rap.go, its added files, and ``test_files``."""
+    replace = overlay_map(tree.userspace_dir, rap_go, list(test_files), added_files(rap_go))
+    return write_replace_overlay(tree, name, replace)
 
 
 def write_replace_overlay(tree: Tree, name: str, replace: dict[str, str]) -> Path:

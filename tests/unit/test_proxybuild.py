@@ -215,3 +215,26 @@ def test_openapi_packages_follow_the_makefile_rules(tmp_path):
 
 def test_go_json_stream_reads_concatenated_objects():
     assert proxybuild._json_stream('{\n "Path": "a"\n}\n{"Path": "b"}\n') == [{"Path": "a"}, {"Path": "b"}]
+
+
+def test_overlay_adds_the_patch_files_beside_rap_go(tmp_path):
+    pkg = tmp_path / "userspace"
+    pkg.mkdir()
+    (pkg / "roundrobin.go").write_text("package userspace\n")
+    patch = tmp_path / "patch"
+    patch.mkdir()
+    for name in ("rap.go", "rap_config.go", "rap_monitor.go", "rap_config_test.go"):
+        (patch / name).write_text("package userspace\n")
+    rap_go = (patch / "rap.go").resolve()
+    assert [p.name for p in proxybuild.added_files(rap_go)] == ["rap_config.go", "rap_monitor.go"]
+    got = proxybuild.overlay_map(pkg, rap_go, extra_files=proxybuild.added_files(rap_go))
+    assert got[str(pkg / "rap_config.go")] == str(patch / "rap_config.go")
+    assert str(pkg / "rap_config_test.go") not in got
+
+
+def test_overlay_refuses_an_added_file_that_would_shadow_upstream(tmp_path):
+    pkg = tmp_path / "userspace"
+    pkg.mkdir()
+    (pkg / "loadbalancer.go").write_text("package userspace\n")
+    with pytest.raises(BuildError, match="loadbalancer.go; rename the project's added file"):
+        proxybuild.overlay_map(pkg, tmp_path / "rap.go", extra_files=[tmp_path / "loadbalancer.go"])
