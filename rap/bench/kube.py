@@ -31,6 +31,7 @@ import json
 import time
 from pathlib import Path
 
+from rap.bench.options import DEFAULT_IMAGE
 from rap.bench.scenarios import Scenario
 from rap.bench.target import TargetError, max_requests
 
@@ -41,7 +42,6 @@ CODE_FILES = {  # key in the ConfigMap -> source in this repository
     "loadgen.py": Path(__file__).resolve().parents[1] / "loadgen.py",
     "overload.py": Path(__file__).resolve().parent / "overload.py",
 }
-DEFAULT_IMAGE = "python:3.11-slim"
 PROXY_DS = ("kube-system", "kube-proxy")
 WAIT_S = 240
 

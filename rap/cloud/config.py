@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from rap.cloud import CloudError
+from rap.options import number, with_defaults
 
 ZONE_RE = re.compile(r"^[a-z]+-[a-z]+[0-9]+-[a-z]$")
 PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
@@ -82,6 +83,36 @@ class CloudConfig:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def option_help() -> dict[str, str]:
+    """`invoke up`'s option help, defaults taken from CloudConfig."""
+    d = CloudConfig()
+    defaults = {"workers": d.workers, "zones": d.worker_zones, "control_plane_zone": d.control_plane_zone,
+                "machine_type": d.machine_type, "name": d.name, "ssh_public_key": d.ssh_public_key,
+                "ssh_user": d.ssh_user}
+    return with_defaults({
+        "project": "GCP project ID to create the cluster in (required)",
+        "operator_cidr": "the only source range allowed to SSH in, e.g. 203.0.113.7/32 (required)",
+        "workers": "number of worker VMs, at least 2",
+        "zones": "comma-separated zones the workers are spread over in turn",
+        "control_plane_zone": "zone of the control-plane VM",
+        "machine_type": "machine type of every VM",
+        "name": "cluster name, the prefix of every resource and the state directory",
+        "ssh_public_key": "SSH public key installed on the VMs; its private half must sit beside it",
+        "ssh_user": "login user created with that key",
+        "plan": "only show what would be created; create nothing",
+    }, defaults)
+
+
+def parse_options(*, workers=None, zones=None, **given) -> CloudConfig:
+    """`invoke up`'s raw options -> CloudConfig; options not given keep CloudConfig's defaults."""
+    values = {k: v for k, v in given.items() if v is not None}
+    if workers is not None:
+        values["workers"] = number("--workers", workers, int, CloudError)
+    if zones:
+        values["worker_zones"] = parse_zones(zones)
+    return CloudConfig(**values)
 
 
 def parse_zones(text: str | None) -> tuple[str, ...]:

@@ -14,6 +14,10 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 
+from rap.errors import UserError
+from rap.options import one_of
+from rap.policies import POLICY_NAMES
+
 PROXY_KINDS = ("rap", "stock", "python")
 MAX_NODES = 9
 MAX_PODS_PER_NODE = 40
@@ -25,7 +29,7 @@ BRIDGE = "rap0"
 NS_PREFIX = "rap-"
 
 
-class ClusterConfigError(ValueError):
+class ClusterConfigError(UserError, ValueError):
     """A bad local-cluster option; the message names the option and the fix."""
 
 
@@ -72,7 +76,7 @@ def pod_netns(i: int, k: int) -> str:
 class ClusterConfig:
     nodes: int = 3
     proxy: str = "rap"
-    python_policy: str = "rap"  # with proxy "python": rap, round-robin or least-request
+    python_policy: str = "rap"  # with proxy "python": one of rap.policies.POLICY_NAMES
     # pods per node, by node index; nodes not named get `default_pods`.
     pods: dict[int, int] = field(default_factory=dict)
     default_pods: int = 2
@@ -92,9 +96,9 @@ class ClusterConfig:
             raise ClusterConfigError(f"--nodes: must be 1..{MAX_NODES}, got {self.nodes}")
         if self.proxy not in PROXY_KINDS:
             raise ClusterConfigError(f"--proxy: must be one of {', '.join(PROXY_KINDS)}, got {self.proxy!r}")
-        if self.python_policy not in ("rap", "round-robin", "least-request"):
-            raise ClusterConfigError(
-                f"--policy: must be rap, round-robin or least-request, got {self.python_policy!r}")
+        if self.python_policy not in POLICY_NAMES:
+            default_first = ["rap", *(n for n in POLICY_NAMES if n != "rap")]
+            raise ClusterConfigError(f"--policy: must be {one_of(default_first)}, got {self.python_policy!r}")
         for i, n in self.pods.items():
             if not 1 <= i <= self.nodes:
                 raise ClusterConfigError(f"--pods: node-{i} does not exist in a {self.nodes}-node cluster")
@@ -139,9 +143,3 @@ def parse_pods(spec: str | None) -> tuple[dict[int, int], int | None]:
         out[node_index(m.group(1))] = int(m.group(2))
     return out, None
 
-
-def number(option: str, text: str | float) -> float:
-    try:
-        return float(text)
-    except (TypeError, ValueError):
-        raise ClusterConfigError(f"{option}: {text!r} is not a number") from None

@@ -19,7 +19,9 @@ from rap.policies.leastrequest import LeastRequest
 from rap.policies.rap import Rap
 from rap.policies.roundrobin import RoundRobin
 
-POLICY_NAMES = ("round-robin", "rap", "least-request")
+# The registry: name -> policy class, in the order reports list them.
+POLICIES: dict[str, type[Policy]] = {cls.name: cls for cls in (RoundRobin, Rap, LeastRequest)}
+POLICY_NAMES = tuple(POLICIES)
 
 
 def make_policy(
@@ -30,13 +32,11 @@ def make_policy(
     shuffle: bool = True,
     seed: int | None = None,
 ) -> Policy:
-    if name == "round-robin":
-        return RoundRobin(shuffle=shuffle, seed=seed)
-    if name == "least-request":
-        return LeastRequest(shuffle=shuffle, seed=seed)
-    if name == "rap":
-        return Rap(local_node, config, shuffle=shuffle, seed=seed)
-    raise ValueError(f"unknown policy {name!r}; choose one of {', '.join(POLICY_NAMES)}")
+    try:
+        cls = POLICIES[name]
+    except KeyError:
+        raise ValueError(f"unknown policy {name!r}; choose one of {', '.join(POLICY_NAMES)}") from None
+    return cls.create(local_node=local_node, config=config, shuffle=shuffle, seed=seed)
 
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
     "LeastRequest",
     "MissingServiceError",
     "NoEndpointsError",
+    "POLICIES",
     "POLICY_NAMES",
     "Policy",
     "Rap",

@@ -73,6 +73,12 @@ class Policy(ABC):
         self._shuffle = shuffle
         self._rng = random.Random(seed)
 
+    @classmethod
+    def create(cls, *, local_node: str = "", config=None, shuffle: bool = True,
+               seed: int | None = None) -> "Policy":
+        """Build from the registry's common options; a policy that needs more overrides this."""
+        return cls(shuffle=shuffle, seed=seed)
+
     # -- service and endpoint events (kube-proxy's OnEndpoints*/NewService) --
 
     def new_service(self, service: str, affinity: str = AFFINITY_NONE, ttl_s: int = 0) -> None:

@@ -53,6 +53,11 @@ class Rap(Policy):
         self._plans: dict[str, _Plan] = {}
         self._cursors: dict[str, dict[str, int]] = {}
 
+    @classmethod
+    def create(cls, *, local_node: str = "", config: RapConfig | None = None, shuffle: bool = True,
+               seed: int | None = None) -> "Rap":
+        return cls(local_node, config, shuffle=shuffle, seed=seed)
+
     def update_snapshot(self, snapshot: Snapshot) -> None:
         # One reference swap: a decision sees the old or the new snapshot, never a mix.
         self._snapshot = snapshot

@@ -4,7 +4,7 @@ import socket
 
 import pytest
 
-from rap.localcluster import cluster, config, controlplane, state
+from rap.localcluster import cluster, config, controlplane, options, state
 from rap.localcluster.config import ClusterConfig, ClusterConfigError
 
 
@@ -40,7 +40,7 @@ def test_parse_pods():
 
 def test_number_option_error():
     with pytest.raises(ClusterConfigError, match="--pod-cpu: 'half' is not a number"):
-        config.number("--pod-cpu", "half")
+        options.parse_options(pod_cpu="half")
 
 
 def test_port_in_use_is_named_with_the_fix():

@@ -1,0 +1,40 @@
+"""`invoke bench`'s options: their help and their parser, defaults from Options.
+
+The task hands the raw option text here; a bad option is a ScenarioError
+(exit 2) that names it, raised before any cluster is touched.
+"""
+
+from __future__ import annotations
+
+from rap.bench.scenarios import MAX_DURATION_S, SCENARIOS, Options, ScenarioError, parse_names
+from rap.options import number
+
+QUICK_REPS = 1
+# The backend and load generator's image on a real cluster (rap.bench.kube).
+DEFAULT_IMAGE = "python:3.11-slim"
+
+
+def option_help() -> dict[str, str]:
+    d = Options()
+    return {
+        "quick": f"a short run ({QUICK_REPS} repetition, short steps, two rates; under 3 minutes), "
+                 "as CI and the README use",
+        "scenarios": f"comma-separated subset of {','.join(SCENARIOS)} (default all)",
+        "reps": f"repetitions of each policy in each scenario, interleaved (default {d.reps}; "
+                f"{QUICK_REPS} with --quick)",
+        "duration": f"seconds of load per step, overriding each scenario's own (at most {MAX_DURATION_S})",
+        "out": "results folder (default results/<timestamp>); must be new or empty",
+        "target": f"{d.target} (default: the local cluster, one per scenario shape) or kubeconfig=PATH "
+                  "(a real cluster)",
+        "image": f"with kubeconfig=PATH: image that runs the backend and load generator (default {DEFAULT_IMAGE})",
+        "rap_image": "with kubeconfig=PATH: the RAP kube-proxy image to switch the kube-proxy DaemonSet to",
+    }
+
+
+def parse_options(*, quick=False, scenarios=None, reps=None, duration=None, out=None, target=None) -> Options:
+    """Raw option text -> Options; --quick changes the default repetitions only."""
+    default_reps = QUICK_REPS if quick else Options().reps
+    return Options(scenarios=parse_names(scenarios), quick=bool(quick), out=out,
+                   target=target or Options().target,
+                   reps=number("--reps", reps, int, ScenarioError, default_reps),
+                   duration=number("--duration", duration, float, ScenarioError))

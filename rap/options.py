@@ -1,0 +1,46 @@
+"""The one parser of numbers given as command-line options.
+
+Every area's option parser (local-up, up, bench, deploy) turns the raw text
+invoke hands it into numbers here, so a bad value reads the same everywhere:
+``--pod-cpu: 'half' is not a number``. The area passes its own error class,
+which keeps that area's exit code (rap.errors).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rap.errors import OptionError
+
+
+def number(option: str, text: Any, kind: type = float, error: type[Exception] = OptionError,
+           default: Any = None) -> Any:
+    """``text`` as a ``kind`` (float or int); None gives ``default``; else ``error`` naming the option."""
+    if text is None:
+        return default
+    try:
+        if isinstance(text, bool):
+            raise ValueError(text)
+        value = float(text)
+        if kind is int:
+            if value != int(value):
+                raise ValueError(text)
+            return int(value)
+        return value
+    except (TypeError, ValueError, OverflowError):
+        what = "a whole number" if kind is int else "a number"
+        raise error(f"{option}: {text!r} is not {what}") from None
+
+
+def with_defaults(help: dict[str, str], defaults: dict[str, Any]) -> dict[str, str]:
+    """Each option's help with its default appended, so a default is stated only where it is set."""
+    def shown(value: Any) -> str:
+        return ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
+
+    return {k: f"{text} (default {shown(defaults[k])})" if defaults.get(k) is not None else text
+            for k, text in help.items()}
+
+
+def one_of(names: tuple[str, ...] | list[str]) -> str:
+    """``("a", "b", "c")`` -> ``"a, b or c"``, for messages that list the allowed values."""
+    return f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else "".join(names)
