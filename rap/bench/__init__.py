@@ -21,12 +21,15 @@ from pathlib import Path
 
 from rap.bench.scenarios import POLICIES, Options, ScenarioError, estimate_seconds, plan
 from rap.bench.target import TargetError
+from rap.errors import UserError
 
 __all__ = ["Options", "bench", "BenchError", "default_out_dir"]
 
 
-class BenchError(RuntimeError):
+class BenchError(UserError):
     """A benchmark that cannot start; one message naming the problem and the fix."""
+
+    exit_code = 2  # nothing ran: like a bad option
 
 
 def default_out_dir(now: datetime | None = None) -> Path:
@@ -70,15 +73,17 @@ def bench(opts: Options, say=print, **kube_options) -> tuple[Path, dict]:
     out_dir.mkdir(parents=True, exist_ok=True)
     policies = [p for p in POLICIES if p in tgt.policies]
     estimate = estimate_seconds(scenarios, reps)
-    say(f"bench: {len(scenarios)} scenario(s) ({', '.join(s.name for s in scenarios)}) x {len(policies)} policies "
-        f"x {reps} rep(s) on {target.describe(tgt)}; about {estimate / 60:.0f} min; results in {out_dir}")
+    progress = Progress(len(scenarios) * reps * len(policies), estimate)
+    progress.say(f"{len(scenarios)} scenario(s) ({', '.join(s.name for s in scenarios)}) x {len(policies)} "
+                 f"policies x {reps} rep(s) on {target.describe(tgt)}; about {estimate / 60:.0f} min; "
+                 f"results in {out_dir}")
     started = datetime.now(timezone.utc)
     load_before = _load()
-    progress = Progress(len(scenarios) * reps * len(policies), estimate)
     t0 = time.monotonic()
     previous = _sigterm_as_interrupt()
     try:
-        result = runner.run(tgt, scenarios, reps, out_dir, progress, policies)
+        with progress:
+            result = runner.run(tgt, scenarios, reps, out_dir, progress, policies)
     except TargetError as exc:
         raise BenchError(str(exc)) from None
     finally:

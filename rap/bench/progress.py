@@ -1,42 +1,55 @@
-"""Progress while the benchmark runs: one line per run, with a bar and an ETA.
+"""Progress while the benchmark runs: one line per run, with runs done/total and an ETA.
 
-Plain text (no terminal control codes), so it reads the same in a terminal,
-in CI logs and in a captured file.
+Printed through rap.status as ``[bench] ...`` lines: plain lines in a log,
+a file or CI, and with ``with Progress(...)`` also a live bar on a terminal.
+Not for results: the summary tables are the report's.
 """
 
 from __future__ import annotations
 
 import sys
-import time
 from typing import TextIO
+
+from rap.status import Status
 
 
 class Progress:
+    """``start_run``/``end_run`` around every run; ``say`` for lines between runs."""
+
     def __init__(self, total_runs: int, estimate_s: float, out: TextIO | None = None) -> None:
-        self.total = max(total_runs, 1)
-        self.done = 0
-        self.estimate_s = estimate_s
-        self.t0 = time.monotonic()
-        self.out = out or sys.stdout
+        # Bound to today's stdout: the bench hushes the local cluster's own lines by
+        # redirecting sys.stdout while it starts one, and its own lines must still show.
+        self.status = Status("bench", out or sys.stdout)
+        self.counter = self.status.counter("runs", total_runs, estimate_s)
+
+    def __enter__(self) -> "Progress":
+        self.counter.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.counter.__exit__(*exc)
+
+    @property
+    def total(self) -> int:
+        return self.counter.total
+
+    @property
+    def done(self) -> int:
+        return self.counter.done
+
+    @done.setter
+    def done(self, value: int) -> None:
+        """Runs finished or given up (a cluster that did not start counts its runs as done)."""
+        self.counter.done = value
 
     def say(self, text: str) -> None:
-        print(text, file=self.out, flush=True)
-
-    def bar(self, width: int = 20) -> str:
-        filled = min(round(width * self.done / self.total), width)
-        return "[" + "#" * filled + "." * (width - filled) + "]"
+        self.status.say(text)
 
     def eta(self) -> str:
-        elapsed = time.monotonic() - self.t0
-        if self.done:
-            left = elapsed / self.done * (self.total - self.done)
-        else:
-            left = max(self.estimate_s - elapsed, 0)
-        return f"{elapsed:4.0f}s elapsed, ~{left:.0f}s left"
+        return self.counter.eta()
 
     def start_run(self, text: str) -> None:
-        self.say(f"{self.bar()} {self.done + 1}/{self.total} {text} ...")
+        self.counter.note(f"{text} ...")
 
     def end_run(self, text: str) -> None:
-        self.done += 1
-        self.say(f"{self.bar()} {self.done}/{self.total}   {text}  ({self.eta()})")
+        self.counter.advance(f"  {text}", eta=True)
