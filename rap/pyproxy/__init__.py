@@ -11,6 +11,6 @@ connection to the endpoint the policy picks. Modules:
 - ``services``: Services + Endpoints JSON -> ``PortSpec`` (one per service port)
 - ``iptables``: the redirection rules, generated as text, applied atomically
 - ``relay``: the asyncio proxier (listeners, connect with retries, byte pipes)
-- ``quantity`` / ``monitor``: metrics.k8s.io + core API + RTT probes -> ``Snapshot``
+- ``monitor``: metrics.k8s.io + core API + RTT probes -> ``Snapshot`` (quantities: ``rap.quantity``)
 - ``cli``: options, logging, the main loop
 """

@@ -17,7 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Mapping
 
-from rap.pyproxy.quantity import QuantityError, parse_quantity
+from rap.quantity import QuantityError, parse_quantity
 from rap.snapshot import Rtt, Snapshot, Usage
 
 log = logging.getLogger("rap.pyproxy")

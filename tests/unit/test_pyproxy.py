@@ -1,4 +1,4 @@
-"""rap.pyproxy without root or a cluster: quantities, API JSON -> specs and snapshots, rules, options, relay on loopback."""
+"""rap.pyproxy without root or a cluster: API JSON -> specs and snapshots, rules, options, relay on loopback."""
 
 from __future__ import annotations
 
@@ -12,28 +12,9 @@ from rap.policies import AFFINITY_CLIENT_IP, AFFINITY_NONE, Endpoint, make_polic
 from rap.pyproxy import cli
 from rap.pyproxy.iptables import CONTAINER_CHAIN, HOST_CHAIN, Redirect, chains_text, jump_args
 from rap.pyproxy.monitor import Monitor, node_addresses, node_usage_by_name, pod_usage_by_ip
-from rap.pyproxy.quantity import QuantityError, parse_quantity
 from rap.pyproxy.relay import Proxier
 from rap.pyproxy.services import PortSpec, port_specs
 from rap.snapshot import Usage
-
-# -- quantities --
-
-
-@pytest.mark.parametrize("text, value", [
-    ("123456789n", 0.123456789), ("250m", 0.25), ("1", 1.0), ("2.5", 2.5), ("500u", 0.0005),
-    ("7220Ki", 7220 * 1024), ("256Mi", 256 * 2**20), ("1Gi", 2**30), ("1k", 1000), ("3M", 3e6),
-    ("1e3", 1000), ("1.5E2", 150), (".5", 0.5), (4, 4.0),
-])
-def test_quantities(text, value):
-    assert parse_quantity(text) == pytest.approx(value)
-
-
-@pytest.mark.parametrize("text", ["", "m", "1x", "1Kii", "abc", "1 Mi"])
-def test_bad_quantities(text):
-    with pytest.raises(QuantityError, match="not a Kubernetes quantity"):
-        parse_quantity(text)
-
 
 # -- Services + Endpoints -> PortSpec --
 
