@@ -35,7 +35,9 @@ def number(option: str, text: Any, kind: type = float, error: type[Exception] = 
 def with_defaults(help: dict[str, str], defaults: dict[str, Any]) -> dict[str, str]:
     """Each option's help with its default appended, so a default is stated only where it is set."""
     def shown(value: Any) -> str:
-        return ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
+        if isinstance(value, (tuple, list)):
+            return ",".join(map(str, value))
+        return f"{value:g}" if isinstance(value, float) else str(value)
 
     return {k: f"{text} (default {shown(defaults[k])})" if defaults.get(k) is not None else text
             for k, text in help.items()}

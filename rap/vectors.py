@@ -16,6 +16,7 @@ from typing import Any, Iterable
 import jsonschema
 
 from rap.config import ConfigError, RapConfig
+from rap.errors import OptionError
 from rap.policies import BalancerError, Endpoint, NoEndpointsError, Rap
 from rap.snapshot import Snapshot
 
@@ -23,7 +24,7 @@ SCHEMA_PATH = Path(__file__).parent / "schemas" / "vector.schema.json"
 SERVICE = "default/vector:http"
 
 
-class VectorError(ValueError):
+class VectorError(OptionError):
     """A vector file that cannot be used; the message names the file and the field."""
 
 
@@ -162,3 +163,13 @@ def run_all(directory: Path) -> RunReport:
         requests += sum(1 for s in vector.data["steps"] if "request" in s)
         mismatches.extend(run_vector(vector))
     return RunReport(len(vectors), requests, mismatches)
+
+
+def run_and_report(directory: Path | str | None = None) -> tuple[str, bool]:
+    """`invoke vectors`: every vector in ``directory`` (default tests/vectors); (text, all matched)."""
+    from rap.paths import VECTORS_DIR
+
+    report = run_all(Path(directory) if directory else VECTORS_DIR)
+    lines = [f"MISMATCH {m}" for m in report.mismatches]
+    lines.append(f"{report.vectors} vectors, {report.requests} requests, {len(report.mismatches)} mismatches")
+    return "\n".join(lines), report.ok

@@ -26,7 +26,7 @@ from rap.errors import UserError
 __all__ = ["Options", "bench", "BenchError", "default_out_dir"]
 
 
-class BenchError(UserError):
+class BenchError(UserError, RuntimeError):
     """A benchmark that cannot start; one message naming the problem and the fix."""
 
     exit_code = 2  # nothing ran: like a bad option

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from rap.errors import OptionError
+
 # label -> (local cluster proxy kind, Python policy). "round-robin" is the
 # upstream kube-proxy v1.21 userspace proxy; "rap" is that kube-proxy with
 # rap.go; "least-request" is the project's Python userspace proxy (P2C).
@@ -32,7 +34,7 @@ MAX_RATE = 2000
 MAX_THINK_MS = 10_000
 
 
-class ScenarioError(ValueError):
+class ScenarioError(OptionError):
     """A scenario or option that cannot run; the message names it and the fix."""
 
 

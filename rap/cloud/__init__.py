@@ -5,6 +5,8 @@
 call; the other modules each own one step.
 """
 
+from rap.errors import UserError
 
-class CloudError(RuntimeError):
+
+class CloudError(UserError, RuntimeError):
     """A failure the user can fix; its message names the thing and the fix."""

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from rap.errors import UserError
 from rap.localcluster import procs
 
 V1_CONTROLLERS = ("cpu", "cpuacct", "memory")
@@ -28,7 +29,7 @@ DEFAULT_PERIOD_US = 100_000
 MIN_QUOTA_US = 1_000  # the kernel refuses a smaller cfs quota
 
 
-class CgroupError(RuntimeError):
+class CgroupError(UserError, RuntimeError):
     """A cgroup operation failed; the message names the controller, path and fix."""
 
 

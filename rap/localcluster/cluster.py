@@ -1,6 +1,7 @@
 """local-up, local-status and the cluster handle that tests and the benchmark use.
 
-``up`` builds the cluster in steps, saving state as it goes; any failure
+``up`` checks everything first (``preflight``), then runs local-up's actions
+(rap/localcluster/steps.py) in order, saving state as it goes; any failure
 tears down everything made so far, so nothing is left half-built.
 """
 
@@ -13,22 +14,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
+from rap.errors import UserError
 from rap.localcluster import config as cfg
 from rap.localcluster import controlplane, metrics, netdelay, netns, objects, pki, procs, state, workload
 from rap.localcluster.sh import ToolError, quiet, require_tool
 from rap.localcluster.teardown import teardown
 from rap.paths import build_out_dir
+from rap.status import Status
 
 PROXY_BINARIES = {"rap": "kube-proxy", "stock": "kube-proxy-stock"}
 RTT_PORT = 10250
 
 
-class LocalClusterError(RuntimeError):
+class LocalClusterError(UserError, RuntimeError):
     """A local-up/down problem with one clear message naming the fix."""
-
-
-def _step(n: int, total: int, text: str) -> None:
-    print(f"[{n}/{total}] {text}", flush=True)
 
 
 def preflight(c: cfg.ClusterConfig) -> dict[str, Path]:
@@ -67,8 +66,8 @@ def _local_kube_proxy(kind: str) -> Path:
 
     path = binaries.kube_proxy(kind)
     if not path.exists():
-        print(f"this machine does not let kube-proxy raise its open-file limit; building {path.name} "
-              f"(see rap/localcluster/binaries.py)", flush=True)
+        Status("local-cluster").say(f"this machine does not let kube-proxy raise its open-file limit; "
+                                    f"building {path.name} (see rap/localcluster/binaries.py)")
         binaries.build_local_variants((kind,))
     return path
 
@@ -85,17 +84,28 @@ def up(c: cfg.ClusterConfig, runtime: Path | None = None) -> state.ClusterState:
         st = state.ClusterState(proxy=c.proxy, config=_config_dict(c),
                                 nodes=[cfg.node_name(i) for i in c.node_indexes()])
         state.save(runtime, st)
+        from rap.localcluster import steps  # (steps uses this module's node helpers)
+
         try:
-            _build(runtime, c, binaries, st)
+            steps.run(steps.Context(runtime, c, binaries, st), Status("local-up"))
         except BaseException as exc:
-            print(f"local-up failed: {exc}\ncleaning up what was made...", file=sys.stderr, flush=True)
+            errors = Status("local-up", stderr=True)
+            errors.say(f"failed: {exc}")
+            errors.say("cleaning up what was made...")
             kept = _keep_logs(runtime)
             teardown(runtime, say=lambda s: None)
-            print(f"the logs of the failed start are kept in {kept}", file=sys.stderr, flush=True)
+            errors.say(f"the logs of the failed start are kept in {kept}")
             if isinstance(exc, Exception) and not isinstance(exc, LocalClusterError):
                 raise LocalClusterError(f"local-up failed and was rolled back: {exc}") from exc
             raise
     return st
+
+
+def describe(st: state.ClusterState) -> str:
+    """local-up's closing summary: what runs, and where to go next."""
+    return (f"local cluster up: {len(st.nodes)} nodes, proxy {st.proxy}, {len(st.pods)} pods, "
+            f"Service default/web at {st.cluster_ip}:80\n"
+            f"  kubeconfig: {st.kubeconfig}   status: invoke local-status   stop: invoke local-down")
 
 
 def _keep_logs(runtime: Path) -> Path:
@@ -115,76 +125,17 @@ def _config_dict(c: cfg.ClusterConfig) -> dict:
     return d
 
 
-def _build(runtime: Path, c: cfg.ClusterConfig, binaries: dict[str, Path], st: state.ClusterState) -> None:
-    total = 8
-    _step(1, total, "certificates and kubeconfig")
-    api_url = controlplane.apiserver_url(c)
-    keys = pki.create(runtime / "pki", [cfg.bridge_ip(), "127.0.0.1", str(cfg.SERVICE_NET.network_address + 1)], api_url)
-    st.kubeconfig, st.api_url = str(keys.kubeconfig), api_url
-    _step(2, total, f"network: bridge {cfg.BRIDGE} and {c.nodes} node namespaces")
-    netns.create_bridge()
-    for i in c.node_indexes():
-        netns.create_node(i, c.nodes)
-    _step(3, total, "etcd and kube-apiserver")
-    controlplane.start_etcd(runtime, c)
-    controlplane.start_apiserver(runtime, c, binaries["kube-apiserver"], keys)
-    api = objects.api_client(st.kubeconfig)
-    _step(4, total, "nodes: Node objects, RTT listeners, cgroups" + (", inter-node delay" if c.rtt_ms else ""))
-    _start_nodes(runtime, c, api)
-    _step(5, total, "metrics server (metrics.k8s.io through the aggregation layer)")
-    _start_metrics(runtime, c, api, keys)
-    _step(6, total, f"backend pods: {', '.join(f'node-{i}={c.pods_on(i)}' for i in c.node_indexes())}")
-    for i in c.node_indexes():
-        for k in range(1, c.pods_on(i) + 1):
-            st.pods.append(workload.start_pod(runtime, c, api, i, k))
-            state.save(runtime, st)
-    write_metrics_registry(runtime, st)
-    st.cluster_ip = objects.create_service(api)
-    objects.set_endpoints(api, [_pod_spec(c, p) for p in st.pods])
-    _step(7, total, f"proxies: {c.proxy} on every node")
-    for i in c.node_indexes():
-        start_proxy(runtime, c, st, i, binaries.get("kube-proxy"))
-    _step(8, total, f"waiting until the Service {st.cluster_ip}:{objects.SERVICE_PORT} answers from every node")
-    for i in c.node_indexes():
-        wait_service(runtime, st, i)
-    st.phase = "up"
-    state.save(runtime, st)
-
-
-def _pod_spec(c: cfg.ClusterConfig, pod: dict) -> objects.PodSpec:
+def pod_spec(c: cfg.ClusterConfig, pod: dict) -> objects.PodSpec:
     return objects.PodSpec(pod["name"], pod["node"], pod["ip"], c.pod_cpu, c.pod_mem_mib)
-
-
-def _start_nodes(runtime: Path, c: cfg.ClusterConfig, api) -> None:
-    for i in c.node_indexes():
-        objects.create_node(api, cfg.node_name(i), cfg.node_ip(i), c.node_cpu, c.node_mem_mib)
-        workload.create_node_cgroup(c, i)
-        pid = procs.start(runtime, f"nodeagent-{i}", [sys.executable, "-m", "rap.localcluster.nodeagent",
-                                                      "--port", str(RTT_PORT)], netns=cfg.node_netns(i))
-        _join_node_cgroup(i, pid)
-    if c.rtt_ms:
-        netdelay.apply(c.rtt_ms, delay_nodes(c.node_indexes()), log_dir=runtime / "logs", env={procs.MARK: str(runtime)})
 
 
 def delay_nodes(indexes) -> list[netdelay.NodeAddr]:
     return [netdelay.NodeAddr(i, cfg.node_netns(i), cfg.node_ip(i), cfg.pod_cidr(i)) for i in indexes]
 
 
-def _join_node_cgroup(i: int, pid: int) -> None:
+def join_node_cgroup(i: int, pid: int) -> None:
     from rap.localcluster import cgroups
     cgroups.group(workload.node_cgroup(cfg.node_name(i))).add_pid(pid)
-
-
-def _start_metrics(runtime: Path, c: cfg.ClusterConfig, api, keys: pki.Pki) -> None:
-    from kubernetes import client
-
-    write_metrics_registry(runtime, state.ClusterState(nodes=[cfg.node_name(i) for i in c.node_indexes()]))
-    start_metrics_process(runtime, c.metrics_port, keys)
-    svc, eps = metrics.service_objects(cfg.bridge_ip(), c.metrics_port)
-    core = client.CoreV1Api(api)
-    core.create_namespaced_service("kube-system", svc)
-    core.create_namespaced_endpoints("kube-system", eps)
-    client.ApiregistrationV1Api(api).create_api_service(metrics.apiservice())
 
 
 def start_metrics_process(runtime: Path, port: int, keys: pki.Pki) -> int:
@@ -231,7 +182,7 @@ def start_proxy(runtime: Path, c: cfg.ClusterConfig, st: state.ClusterState, i: 
                 binary: Path | None) -> int:
     env = proxy_env(c, st, i) if c.proxy in ("rap", "python") else {}
     pid = procs.start(runtime, f"proxy-{i}", proxy_argv(c, st, i, binary), netns=cfg.node_netns(i), env=env)
-    _join_node_cgroup(i, pid)
+    join_node_cgroup(i, pid)
     return pid
 
 
@@ -290,7 +241,7 @@ def add_pod(node_index: int, runtime: Path | None = None) -> dict:
     st.pods.append(pod)
     state.save(runtime, st)
     write_metrics_registry(runtime, st)
-    objects.set_endpoints(api, [_pod_spec(c, p) for p in st.pods])
+    objects.set_endpoints(api, [pod_spec(c, p) for p in st.pods])
     return pod
 
 
@@ -303,7 +254,7 @@ def remove_pod(name: str, runtime: Path | None = None) -> None:
     st.pods.remove(pod)
     state.save(runtime, st)
     api = objects.api_client(st.kubeconfig)
-    objects.set_endpoints(api, [_pod_spec(c, p) for p in st.pods])
+    objects.set_endpoints(api, [pod_spec(c, p) for p in st.pods])
     write_metrics_registry(runtime, st)
     workload.stop_pod(runtime, api, pod)
 

@@ -10,13 +10,14 @@ import urllib.request
 from pathlib import Path
 from typing import Sequence
 
+from rap.errors import UserError
 from rap.localcluster import config as cfg
 from rap.localcluster import procs
 from rap.localcluster.pki import Pki
 from rap.localcluster.sh import require_tool
 
 
-class ControlPlaneError(RuntimeError):
+class ControlPlaneError(UserError, RuntimeError):
     pass
 
 

@@ -24,7 +24,7 @@ def option_help() -> dict[str, str]:
         "pod_cpu": "CPU limit of each backend pod, in cores",
         "cpu_ms": "CPU milliseconds each request costs a backend",
         "rtt": "inter-node round-trip time, repeatable: node-2=40ms (node-1<->node-2), node-1:node-3=80ms, *=10ms",
-        "period": "RAP's monitor period in seconds (5 on a real cluster; shorter here so tests react fast)",
+        "period": "RAP's monitor period in seconds; shorter than a real cluster's so that tests react fast",
     }, defaults)
 
 

@@ -6,8 +6,10 @@ import shutil
 import subprocess
 from typing import Sequence
 
+from rap.errors import UserError
 
-class ToolError(RuntimeError):
+
+class ToolError(UserError, RuntimeError):
     """A system command failed; the message names the command and its output."""
 
 

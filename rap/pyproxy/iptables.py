@@ -17,6 +17,8 @@ import subprocess
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+from rap.errors import UserError
+
 HOST_CHAIN = "RAP-PYPROXY-HOST"  # from OUTPUT: connections that start in the node namespace
 CONTAINER_CHAIN = "RAP-PYPROXY-CONTAINER"  # from PREROUTING: connections from the node's pods
 COMMENT = "rap-local"
@@ -25,7 +27,7 @@ JUMPS = (("OUTPUT", HOST_CHAIN), ("PREROUTING", CONTAINER_CHAIN))
 MAX_STALE_JUMPS = 50
 
 
-class IptablesError(RuntimeError):
+class IptablesError(UserError, RuntimeError):
     pass
 
 
