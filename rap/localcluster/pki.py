@@ -1,8 +1,14 @@
 """Certificates and the kubeconfig of the local cluster, made by the project.
 
-One CA signs the API server's serving certificate and the admin client; a
-second (front-proxy) CA signs the client the aggregation layer uses to reach
-the metrics server, as kube-apiserver expects for aggregated APIs.
+One CA signs the API server's serving certificate, the admin client and the
+metrics server's serving certificate; a second (front-proxy) CA signs the
+client the aggregation layer uses to reach the metrics server, as
+kube-apiserver expects for aggregated APIs. A metrics server run without the
+cluster (tests, ``python3 -m rap.localcluster.metrics`` without ``--cert``)
+gets a CA of its own and the same kind of serving certificate from
+``create_metrics_serving``.
+
+Not for the node side: this cluster has no kubelets to give certificates to.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 VALID_DAYS = 30
+METRICS_CN = "rap-metrics"
+METRICS_DNS = ("rap-metrics.kube-system.svc", "localhost")
 
 
 @dataclass(frozen=True)
@@ -98,8 +106,7 @@ def create(directory: Path, api_ips: list[str], api_url: str) -> Pki:
     _issue(pki, "apiserver", ca, _name("kube-apiserver"), server=True, ips=api_ips,
            dns=["kubernetes", "kubernetes.default", "kubernetes.default.svc", "localhost"])
     _issue(pki, "admin", ca, _name("rap-admin", "system:masters"), server=False)
-    _issue(pki, "metrics", ca, _name("rap-metrics"), server=True,
-           ips=api_ips, dns=["rap-metrics.kube-system.svc", "localhost"])
+    _issue_metrics(pki, ca, api_ips, METRICS_DNS)
     front = _make_ca(pki, "front-proxy-ca", "rap-front-proxy-ca")
     _issue(pki, "front-proxy-client", front, _name("front-proxy-client"), server=False)
     _write_key(pki.path("sa.key"), _key())
@@ -108,6 +115,35 @@ def create(directory: Path, api_ips: list[str], api_url: str) -> Pki:
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
     write_kubeconfig(pki, api_url)
     return pki
+
+
+def create_metrics_serving(directory: Path, hosts: list[str]) -> Pki:
+    """A CA (ca.crt) and the metrics server's serving certificate signed by it (metrics.crt/.key).
+
+    ``hosts`` are IP addresses or DNS names for the certificate's SANs; the
+    in-cluster DNS names of ``METRICS_DNS`` are always included.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    pki = Pki(directory)
+    ca = _make_ca(pki, "ca", "rap-metrics-ca")
+    ips, dns = _split_hosts(hosts)
+    _issue_metrics(pki, ca, ips, dns + [d for d in METRICS_DNS if d not in dns])
+    return pki
+
+
+def _issue_metrics(pki: Pki, ca, ips: list[str], dns: list[str]) -> None:
+    _issue(pki, "metrics", ca, _name(METRICS_CN), server=True, ips=ips, dns=list(dns))
+
+
+def _split_hosts(hosts: list[str]) -> tuple[list[str], list[str]]:
+    ips: list[str] = []
+    dns: list[str] = []
+    for h in filter(None, dict.fromkeys(hosts)):  # in order, once each
+        try:
+            ips.append(str(ipaddress.ip_address(h)))
+        except ValueError:
+            dns.append(h)
+    return ips, dns
 
 
 def write_kubeconfig(pki: Pki, api_url: str) -> Path:
