@@ -16,7 +16,7 @@ from pathlib import Path
 
 from rap.errors import UserError
 from rap.localcluster import config as cfg
-from rap.localcluster import controlplane, metrics, netdelay, netns, objects, pki, procs, state, workload
+from rap.localcluster import metrics, netdelay, netns, objects, pki, procs, state, workload
 from rap.localcluster.sh import ToolError, quiet, require_tool
 from rap.localcluster.teardown import teardown
 from rap.paths import build_out_dir
