@@ -33,7 +33,7 @@ from pathlib import Path
 
 from rap.bench.options import DEFAULT_IMAGE
 from rap.bench.scenarios import Scenario
-from rap.bench.target import TargetError, max_requests
+from rap.bench.target import Switching, TargetError, max_requests
 
 NAMESPACE = "rap-bench"
 APP = "rap-bench-web"
@@ -148,7 +148,7 @@ def parse_samples(log: str, client: str) -> list[dict]:
     return out
 
 
-class KubeTarget:
+class KubeTarget(Switching):
     name = "kubeconfig"
     applies_rtt = False
 
@@ -255,12 +255,8 @@ class KubeTarget:
             time.sleep(2)
         raise TargetError(f"kube-proxy did not roll out {image} within {WAIT_S}s")
 
-    def switch(self, policy: str) -> None:
-        if self.current == policy:
-            return
-        self.current = None
+    def _switch(self, policy: str) -> None:
         self._set_proxy_image(self.rap_image if policy == "rap" else self.original_image)
-        self.current = policy
 
     @contextlib.contextmanager
     def overloaded(self, s: Scenario, seconds: float):

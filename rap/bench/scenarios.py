@@ -8,14 +8,17 @@ consulted here, so the numbers (RTTs, pods, costs, rates) are this project's,
 chosen to fit a 2-core machine; each scenario's ``description`` says why its
 shape is what it is.
 
-Every scenario runs the same load against the same three policies (see
-POLICIES) on one cluster shape; the runner switches the proxy in place
-between runs.
+The scenarios themselves are data, in scenarios.toml beside this module;
+here are their types, their loading and their validation. Every scenario
+runs the same load against the same three policies (see POLICIES) on one
+cluster shape; the runner switches the proxy in place between runs.
 """
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from rap.errors import OptionError
 
@@ -119,61 +122,32 @@ class Scenario:
         return self.warmup_s + len(self.steps()) * self.duration_s
 
 
-GEO_RTT = ((1, 2, 20.0), (1, 3, 40.0), (2, 3, 30.0))
+SCENARIOS_FILE = Path(__file__).with_name("scenarios.toml")
 
-SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
-    Scenario(
-        name="balanced",
-        title="Balanced baseline",
-        description=(
-            "Three nodes with two pods each, no added delay between them, and the same load from every "
-            "node at once: one closed-loop user per node who waits 30 ms after each answer before the next "
-            "request, which holds every pod near a third of its CPU limit, well under RAP's 0.8 threshold. "
-            "Round robin already spreads the load evenly here, so RAP has nothing to win: this checks that "
-            "its bookkeeping costs nothing (target: within 10% of round robin on p50 latency and "
-            "throughput). The think time matters: back-to-back requests would drive the pods to their "
-            "limit, which is RAP's overload threshold, and the cluster would no longer be balanced. Each "
-            "request burns 6 ms of CPU, not 2, so that scheduling jitter of a few tenths of a millisecond "
-            "on a shared machine is a small share of the latency being compared."),
-        clients=(1, 2, 3), concurrency=1, think_ms=30.0, cpu_ms=6.0,
-        targets=(Target("p50_ms", "within", 0.10), Target("throughput_rps", "within", 0.10)),
-    ),
-    Scenario(
-        name="geo",
-        title="Geo-distributed nodes",
-        description=(
-            "Edge sites at different distances: clients on node-1, node-2 is 20 ms round trip away, node-3 "
-            "40 ms (node-2 to node-3: 30 ms); two pods per node, none overloaded. Round robin sends two "
-            "thirds of the connections over the slow links (and kube-proxy's userspace mode dials each "
-            "backend before it accepts the next connection, so remote dials also cap its rate); RAP keeps "
-            "them on node-1 while its pods have capacity."),
-        rtt_ms=GEO_RTT, clients=(1,), concurrency=8,
-        targets=(Target("p50_ms", "<=", 0.7), Target("throughput_rps", ">=", 1.2)),
-    ),
-    Scenario(
-        name="overload",
-        title="One node overloaded",
-        description=(
-            "Clients on node-1, which holds most of the Service's pods (5 of 9: the site where the users "
-            "are), and a co-located workload holds all five at their CPU limit (past RAP's 0.8 threshold). "
-            "Because node-1 has most of the pods, round robin keeps sending 5/9 of the connections to the "
-            "saturated pods; RAP sees them overloaded and forwards to the best other node, 5 ms away. "
-            "Pods get 0.15 CPU each so that the saturated ones leave node-1's proxy some of its 1-core node."),
-        pods=((1, 5),), pod_cpu=0.15, rtt_ms=((1, 2, 5.0), (1, 3, 5.0), (2, 3, 5.0)),
-        clients=(1,), concurrency=8, overload=Overload(node=1, threads_per_pod=6, cost_ms=50.0),
-        targets=(Target("p50_ms", "<=", 0.7), Target("throughput_rps", ">=", 1.2)),
-    ),
-    Scenario(
-        name="rates",
-        title="Rising request rates (geo shape)",
-        description=(
-            "The geo-distributed shape under open-loop load at rising fixed rates from node-1: latency is "
-            "measured from each request's scheduled start, so queueing in a proxy shows. Round robin pays "
-            "the remote round trips at every rate; RAP serves locally until node-1's pods reach the "
-            "threshold, then spills over to the nearest node."),
-        rtt_ms=GEO_RTT, clients=(1,), mode="open", rates=(20, 80, 160, 240), duration_s=5.0,
-    ),
-)}
+
+def _scenario(entry: dict) -> Scenario:
+    """One ``[[scenario]]`` table -> Scenario; lists become tuples, as the frozen dataclass keeps them."""
+    e = dict(entry)
+    e["pods"] = tuple((int(n), c) for n, c in e.get("pods", {}).items())
+    e["rtt_ms"] = tuple(tuple(r) for r in e.get("rtt_ms", ()))
+    for key in ("clients", "rates"):
+        if key in e:
+            e[key] = tuple(e[key])
+    if "overload" in e:
+        e["overload"] = Overload(**e["overload"])
+    e["targets"] = tuple(Target(**t) for t in e.get("targets", ()))
+    try:
+        return Scenario(**e)
+    except TypeError as exc:
+        raise ScenarioError(f"{SCENARIOS_FILE.name}: scenario {e.get('name')!r}: {exc}") from None
+
+
+def load(path: Path = SCENARIOS_FILE) -> dict[str, Scenario]:
+    """The scenarios of ``path`` by name, in the file's order."""
+    return {s.name: s for s in map(_scenario, tomllib.loads(path.read_text())["scenario"])}
+
+
+SCENARIOS: dict[str, Scenario] = load()
 
 QUICK = {"duration_s": 3.0, "warmup_s": 2.0, "rates": (20, 80)}
 

@@ -53,7 +53,23 @@ def _sample_dicts(samples, client: int) -> list[dict]:
     return out
 
 
-class LocalTarget:
+class Switching:
+    """What both targets share: ``current`` names the policy running now, None while unknown."""
+
+    current: str | None = None
+
+    def switch(self, policy: str) -> None:
+        if policy == self.current:
+            return
+        self.current = None  # unknown until the switch has finished
+        self._switch(policy)
+        self.current = policy
+
+    def _switch(self, policy: str) -> None:
+        raise NotImplementedError
+
+
+class LocalTarget(Switching):
     """The local cluster of rap.localcluster, one `up` per cluster shape."""
 
     name = "local"
@@ -102,16 +118,12 @@ class LocalTarget:
             self.state = None
             self.current = None
 
-    def switch(self, policy: str) -> None:
+    def _switch(self, policy: str) -> None:
         from rap.localcluster import cluster
 
-        if policy == self.current:
-            return
         kind, py_policy = POLICIES[policy]
-        self.current = None  # unknown until the switch has finished
         with contextlib.redirect_stdout(_Quiet()):
             self.state = cluster.switch_proxy(kind, py_policy)
-        self.current = policy
 
     @contextlib.contextmanager
     def overloaded(self, scenario: Scenario, seconds: float):

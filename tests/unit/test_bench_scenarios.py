@@ -117,3 +117,21 @@ def test_options_reject_bad_reps():
 def test_scenario_is_data():
     s = Scenario(name="x", title="x", description="x")
     assert s.steps() == [None] and s.seconds_per_run() == s.warmup_s + s.duration_s
+
+
+def test_scenarios_file_loads_every_field_it_names(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text('[[scenario]]\nname = "x"\ntitle = "X"\ndescription = "d"\npods = {1 = 5}\n'
+                    'rtt_ms = [[1, 2, 5.0]]\nclients = [1, 2]\noverload = {node = 1}\n'
+                    'targets = [{metric = "p50_ms", op = "<=", value = 0.7}]\n')
+    s = scenarios.load(path)["x"]
+    assert s.pods == ((1, 5),) and s.rtt_ms == ((1, 2, 5.0),) and s.clients == (1, 2)
+    assert s.overload == scenarios.Overload(node=1) and s.targets == (Target("p50_ms", "<=", 0.7),)
+    assert scenarios.validate(s) is s
+
+
+def test_scenarios_file_with_an_unknown_field_names_it(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text('[[scenario]]\nname = "x"\ntitle = "X"\ndescription = "d"\nnodez = 3\n')
+    with pytest.raises(ScenarioError, match="scenario 'x'.*nodez"):
+        scenarios.load(path)
