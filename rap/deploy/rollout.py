@@ -14,24 +14,27 @@ stock kube-proxy.
 
 from __future__ import annotations
 
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 from rap.deploy import spec
 from rap.deploy.kube import Cluster
 from rap.deploy.spec import DeployError, DeployOptions
+from rap.status import Status
 
 Say = Callable[[str], None]
 
 
-def _say(msg: str) -> None:
-    print(msg, flush=True)
-
-
-def _connect(kubeconfig: str | None, say: Say) -> Cluster:
+@contextmanager
+def _connected(kubeconfig: str | None, say: Say) -> Iterator[Cluster]:
+    """The API server, checked to answer; the connection is closed after use."""
     cluster = Cluster(kubeconfig, say)
     version = cluster.check_reachable()
     say(f"API server {cluster.host} (Kubernetes {version}), kubeconfig {cluster.kubeconfig}")
-    return cluster
+    try:
+        yield cluster
+    finally:
+        cluster.close()
 
 
 def _put_back(cluster: Cluster, state: dict, *, configmap: bool, daemonset: bool) -> None:
@@ -43,13 +46,14 @@ def _put_back(cluster: Cluster, state: dict, *, configmap: bool, daemonset: bool
         cluster.update_daemonset(lambda ds: spec.restored_daemonset(ds, state["daemonset"], when))
 
 
-def deploy(opts: DeployOptions, kubeconfig: str | None = None, say: Say = _say) -> spec.Rollout:
-    """Switch the kube-proxy DaemonSet to ``opts.image`` with RAP's configuration, and wait for it."""
-    cluster = _connect(kubeconfig, say)
-    try:
+def deploy(opts: DeployOptions, kubeconfig: str | None = None, say: Say | None = None) -> spec.Rollout:
+    """Switch the kube-proxy DaemonSet to ``opts.image`` with RAP's configuration, and wait for it.
+
+    Progress goes to ``say``, by default ``[deploy] ...`` lines (rap.status).
+    """
+    say = say or Status("deploy").say
+    with _connected(kubeconfig, say) as cluster:
         return _deploy(cluster, opts, say)
-    finally:
-        cluster.close()
 
 
 def _deploy(cluster: Cluster, opts: DeployOptions, say: Say) -> spec.Rollout:
@@ -143,15 +147,16 @@ def _undo(cluster: Cluster, previous: dict, done: set[str], first: bool, say: Sa
 
 
 def rollback(kubeconfig: str | None = None, timeout_s: float = spec.DEFAULT_TIMEOUT_S,
-             say: Say = _say) -> spec.Rollout:
-    """Put back exactly what the first deploy recorded, remove RAP's RBAC and the record, and wait."""
+             say: Say | None = None) -> spec.Rollout:
+    """Put back exactly what the first deploy recorded, remove RAP's RBAC and the record, and wait.
+
+    Progress goes to ``say``, by default ``[rollback] ...`` lines (rap.status).
+    """
     if not timeout_s > 0:
         raise DeployError(f"--timeout: must be > 0 seconds, got {timeout_s!r}")
-    cluster = _connect(kubeconfig, say)
-    try:
+    say = say or Status("rollback").say
+    with _connected(kubeconfig, say) as cluster:
         return _rollback(cluster, timeout_s, say)
-    finally:
-        cluster.close()
 
 
 def _rollback(cluster: Cluster, timeout_s: float, say: Say) -> spec.Rollout:
