@@ -12,10 +12,10 @@ from rap.cloud.ansible import changed_hosts, run_playbook
 from rap.cloud.config import NAME_RE, CloudConfig, state_root, validate
 from rap.cloud.inventory import nodes_from_outputs, write_inventory
 from rap.cloud.terraform import Terraform, find_credentials, prepare_workdir, require_terraform, summarize_plan
+from rap.status import Status
 
-
-def _say(message: str) -> None:
-    print(f"==> {message}", file=sys.stderr, flush=True)
+# Progress on stderr, as ``[cloud] ...`` lines; stdout keeps the plan and the summary.
+_status = Status("cloud", stderr=True)
 
 
 def up(cfg: CloudConfig, plan_only: bool = False) -> None:
@@ -24,16 +24,16 @@ def up(cfg: CloudConfig, plan_only: bool = False) -> None:
     source = find_credentials()
     validate(cfg)
     tf = Terraform(prepare_workdir(cfg.state_dir / "terraform", cfg.tfvars()), require_terraform())
-    _say(f"credentials: {source}; state: {cfg.state_dir}")
-    _say("terraform init")
+    _status.say(f"credentials: {source}; state: {cfg.state_dir}")
+    _status.say("terraform init")
     tf.init()
-    _say("terraform plan")
+    _status.say("terraform plan")
     lines = summarize_plan(tf.plan())
     print("\n".join(["planned changes:"] + [f"  {line}" for line in lines or ["none"]]))
     if plan_only:
         print("nothing was created (--plan)")
         return
-    _say("terraform apply")
+    _status.say("terraform apply")
     tf.apply()
     outputs = tf.outputs()
     _configure(cfg, outputs)
@@ -43,11 +43,11 @@ def up(cfg: CloudConfig, plan_only: bool = False) -> None:
 def _configure(cfg: CloudConfig, outputs: dict) -> None:
     inventory = write_inventory(outputs, cfg.state_dir / "inventory.yml", cfg.private_key_path,
                                 cfg.state_dir / "known_hosts")
-    _say(f"ansible: playbooks/site.yml with {inventory}")
+    _status.say(f"ansible: playbooks/site.yml with {inventory}")
     stats = run_playbook(inventory, cfg.state_dir / "ansible",
                          {"kubeconfig_dest": str(cfg.state_dir / "kubeconfig"), "pod_cidr": cfg.pod_cidr})
     changed = changed_hosts(stats)
-    _say(f"ansible changed {sum(changed.values())} things on {len(changed)} hosts")
+    _status.say(f"ansible changed {sum(changed.values())} things on {len(changed)} hosts")
 
 
 def _summary(cfg: CloudConfig, outputs: dict) -> None:
@@ -78,7 +78,7 @@ def down(name: str = "rap", yes: bool = False, ask: Callable[[str], str] = input
     project = json.loads((workdir / "terraform.tfvars.json").read_text()).get("project_id")
     print("\n".join([f"cluster {name!r} in project {project} would lose:"] + [f"  {line}" for line in lines]))
     _confirm(name, yes, ask)
-    _say("terraform apply (destroy)")
+    _status.say("terraform apply (destroy)")
     tf.apply()
     for leftover in ("inventory.yml", "kubeconfig", "known_hosts"):
         (state_dir / leftover).unlink(missing_ok=True)

@@ -10,12 +10,15 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 from rap.cloud import CloudError
 from rap.paths import REPO, cache_dir
+from rap.status import Status
+
+# Progress on stderr, as ``[cloud] ...`` lines: stdout keeps what a command returns (a path, a plan).
+_status = Status("cloud", stderr=True)
 
 INFRA_DIR = REPO / "infra"
 # The last release under the MPL: it builds from the Go module proxy, where
@@ -77,7 +80,7 @@ def install_terraform(go: str | None = None, force: bool = False) -> Path:
         return target
     on_path = shutil.which("terraform")
     if on_path and not force and (1, 5) <= (terraform_version(on_path) or (0,)) < (2,):
-        print(f"using terraform on PATH: {on_path}", file=sys.stderr)
+        _status.say(f"using terraform on PATH: {on_path}")
         return Path(on_path)
     go = go or shutil.which("go")
     if not go:
@@ -85,7 +88,7 @@ def install_terraform(go: str | None = None, force: bool = False) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "GOBIN": str(target.parent), "GOFLAGS": "-mod=mod"}
     cmd = [go, "install", f"{TERRAFORM_MODULE}@v{TERRAFORM_VERSION}"]
-    print(f"building terraform {TERRAFORM_VERSION} (a few minutes the first time) ...", file=sys.stderr)
+    _status.say(f"building terraform {TERRAFORM_VERSION} (a few minutes the first time) ...")
     if subprocess.run(cmd, env=env, cwd=target.parent).returncode != 0 or not target.is_file():
         raise CloudError(f"`{' '.join(cmd)}` failed; see its output above")
     return target
