@@ -1,11 +1,23 @@
 """`invoke deploy` / `invoke rollback`: the RAP kube-proxy into a kubeadm cluster's kube-system, and back.
 
-spec.py holds the pure edits (options, env, KubeProxyConfiguration, record,
-RBAC, rollout progress); kube.py talks to the API server; rollout.py is the
-two commands. See docs/deploy.md.
+options.py checks the options (RAP's from rap/schemas/rap-config.json);
+spec.py holds the pure edits (env, KubeProxyConfiguration, record, RBAC,
+rollout progress); kube.py talks to the API server; rollout.py is the two
+commands. See docs/deploy.md.
+
+``deploy`` and ``rollback`` load the Kubernetes client, so they are imported
+on first use: importing this package (or rap.deploy.options, for the task
+help) stays cheap.
 """
 
-from rap.deploy.rollout import deploy, rollback
-from rap.deploy.spec import DeployError, DeployOptions, parse_options, parse_timeout
+from rap.deploy.options import DeployError, DeployOptions, option_help, parse_options, parse_timeout
 
-__all__ = ["DeployError", "DeployOptions", "deploy", "parse_options", "parse_timeout", "rollback"]
+__all__ = ["DeployError", "DeployOptions", "deploy", "option_help", "parse_options", "parse_timeout", "rollback"]
+
+
+def __getattr__(name: str):
+    if name in ("deploy", "rollback"):
+        from rap.deploy import rollout
+
+        return getattr(rollout, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,10 +1,10 @@
 """The pure part of `invoke deploy` / `rollback`: what changes in which object.
 
 Everything here works on plain dicts as the API server serves them (camelCase
-JSON), so it can be tested without a cluster: option checks, the RAP
-environment of the kube-proxy container, the edit of the KubeProxyConfiguration
-in the kube-proxy ConfigMap, the rollback record, and how far a DaemonSet
-rollout has got.
+JSON), so it can be tested without a cluster: the RAP environment of the
+kube-proxy container, the edit of the KubeProxyConfiguration in the
+kube-proxy ConfigMap, the rollback record, and how far a DaemonSet rollout
+has got. The options are checked before any of this, in options.py.
 """
 
 from __future__ import annotations
@@ -13,12 +13,13 @@ import copy
 import datetime as dt
 import json
 import re
-from dataclasses import dataclass, field
-from typing import Any, Mapping
+from dataclasses import dataclass
+from typing import Mapping
 
 import yaml
 
-from rap.config import ConfigError, RapConfig
+# The options are checked in options.py; these names stay importable from here too.
+from rap.deploy.options import DEFAULT_TIMEOUT_S, OPTIONS, DeployError, DeployOptions, parse_options  # noqa: F401
 
 NAMESPACE = "kube-system"
 DAEMONSET = "kube-proxy"
@@ -32,103 +33,8 @@ RBAC_NAME = "rap-monitor"  # ClusterRole and ClusterRoleBinding
 MANAGED_BY = {"app.kubernetes.io/managed-by": "rap-toolkit"}
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 USERSPACE = "userspace"
-DEFAULT_RTT_PORT = 10250
-DEFAULT_TIMEOUT_S = 300.0
 RECORD_VERSION = 1
-
-# RapConfig field -> (task option, environment variable rap.go reads)
-OPTIONS = {
-    "period_s": ("--period", "RAP_PERIOD_S"),
-    "stale_after_s": ("--stale-after", "RAP_STALE_AFTER_S"),
-    "cpu_threshold": ("--cpu-threshold", "RAP_CPU_THRESHOLD"),
-    "mem_threshold": ("--mem-threshold", "RAP_MEM_THRESHOLD"),
-    "w_cpu": ("--w-cpu", "RAP_W_CPU"),
-    "w_mem": ("--w-mem", "RAP_W_MEM"),
-    "w_net": ("--w-net", "RAP_W_NET"),
-}
 ENV_PREFIX = "RAP_"
-
-
-class DeployError(RuntimeError):
-    """A failure of deploy or rollback; the message names the thing and the fix."""
-
-
-# ---------------------------------------------------------------------------
-# Options
-
-
-@dataclass(frozen=True)
-class DeployOptions:
-    image: str
-    rap: RapConfig = field(default_factory=RapConfig)
-    rtt_port: int = DEFAULT_RTT_PORT
-    timeout_s: float = DEFAULT_TIMEOUT_S
-
-
-def _number(option: str, value: Any) -> float:
-    if isinstance(value, bool):
-        raise DeployError(f"{option}: must be a number, got {value!r}")
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise DeployError(f"{option}: must be a number, got {value!r}") from None
-
-
-def check_image(image: Any) -> str:
-    """NAME:TAG (the registry may carry a port; NAME@sha256:... is accepted too)."""
-    if not image or not isinstance(image, str):
-        raise DeployError("--image: give the RAP kube-proxy image as NAME:TAG "
-                          "(e.g. registry.example/rap/kube-proxy:v1.21.14-rap; see `invoke build-proxy --image`)")
-    image = image.strip()
-    name, _, digest = image.partition("@")
-    if digest:
-        ok = bool(re.fullmatch(r"sha256:[0-9a-f]{64}", digest)) and bool(name)
-    else:
-        name, sep, tag = image.rpartition(":")
-        ok = bool(sep and name and tag) and "/" not in tag
-    if not ok or re.search(r"\s", image):
-        raise DeployError(f"--image {image!r}: give NAME:TAG, e.g. registry.example/rap/kube-proxy:v1.21.14-rap")
-    return image
-
-
-def parse_options(image: Any, *, period=None, stale_after=None, cpu_threshold=None, mem_threshold=None,
-                  w_cpu=None, w_mem=None, w_net=None, rtt_port=None, timeout=None) -> DeployOptions:
-    """Check every deploy option; a bad one is a DeployError naming it (--option)."""
-    image = check_image(image)
-    given = {"period_s": period, "stale_after_s": stale_after, "cpu_threshold": cpu_threshold,
-             "mem_threshold": mem_threshold, "w_cpu": w_cpu, "w_mem": w_mem, "w_net": w_net}
-    values = {k: _number(OPTIONS[k][0], v) for k, v in given.items() if v is not None}
-    try:
-        rap = RapConfig(**values)
-    except ConfigError as exc:
-        raise DeployError(_option_message(str(exc))) from None
-    port = DEFAULT_RTT_PORT
-    if rtt_port is not None:
-        port_f = _number("--rtt-port", rtt_port)
-        if port_f != int(port_f) or not 1 <= port_f <= 65535:
-            raise DeployError(f"--rtt-port: must be a TCP port in 1..65535, got {rtt_port!r}")
-        port = int(port_f)
-    return DeployOptions(image=image, rap=rap, rtt_port=port, timeout_s=parse_timeout(timeout))
-
-
-def parse_timeout(timeout: Any) -> float:
-    """--timeout in seconds, > 0 (default 300)."""
-    if timeout is None:
-        return DEFAULT_TIMEOUT_S
-    timeout_s = _number("--timeout", timeout)
-    if not 0 < timeout_s < float("inf"):
-        raise DeployError(f"--timeout: must be > 0 seconds, got {timeout!r}")
-    return timeout_s
-
-
-def _option_message(msg: str) -> str:
-    """RapConfig names fields (cpu_threshold: ...); the user typed options (--cpu-threshold)."""
-    head, sep, rest = msg.partition(": ")
-    if head == "w_cpu + w_mem + w_net":
-        return f"--w-cpu + --w-mem + --w-net: {rest}"
-    if head in OPTIONS and sep:
-        return f"{OPTIONS[head][0]}: {rest}"
-    return msg
 
 
 # ---------------------------------------------------------------------------
@@ -144,7 +50,7 @@ def rap_env(opts: DeployOptions, kubeconfig_path: str | None = None) -> list[dic
     env = [{"name": OPTIONS[name][1], "value": _fmt(value)} for name, value in opts.rap.as_dict().items()]
     env.append({"name": "RAP_NODE_NAME",
                 "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "spec.nodeName"}}})
-    env.append({"name": "RAP_RTT_PORT", "value": str(opts.rtt_port)})
+    env.append({"name": OPTIONS["rtt_port"][1], "value": str(opts.rtt_port)})
     if kubeconfig_path:
         env.append({"name": "RAP_KUBECONFIG", "value": kubeconfig_path})
     return env
