@@ -11,7 +11,7 @@ import signal
 import sys
 import time
 
-from rap.config import ConfigError, RapConfig
+from rap.config import DECISION_FIELDS, FIELDS, ConfigError, RapConfig, check_rtt_port
 from rap.policies import POLICY_NAMES, make_policy
 from rap.pyproxy.iptables import Iptables, IptablesError
 from rap.pyproxy.relay import Proxier
@@ -19,16 +19,10 @@ from rap.pyproxy.services import port_specs
 
 log = logging.getLogger("rap.pyproxy")
 
-# --rap-<flag> -> RapConfig field; validation (and its messages) stays in RapConfig.
-RAP_OPTIONS = {
-    "period-s": ("period_s", "monitor period, seconds, > 0 (default 5)"),
-    "stale-after-s": ("stale_after_s", "age after which an input is ignored, seconds, > 0 (default 3 x period)"),
-    "cpu-threshold": ("cpu_threshold", "CPU fraction at which a pod or node is overloaded, (0, 1] (default 0.8)"),
-    "mem-threshold": ("mem_threshold", "memory fraction at which a pod or node is overloaded, (0, 1] (default 0.9)"),
-    "w-cpu": ("w_cpu", "score weight of free CPU, >= 0 (default 0.5)"),
-    "w-mem": ("w_mem", "score weight of free memory, >= 0 (default 0.2)"),
-    "w-net": ("w_net", "score weight of low RTT, >= 0 (default 0.3)"),
-}
+# --rap-<field> for each decision setting of rap/schemas/rap-config.json (--rap-period-s, ...);
+# the checks and their messages stay in RapConfig.
+RAP_FLAGS = {f.name: f"--rap-{f.name.replace('_', '-')}" for f in DECISION_FIELDS}
+RTT_PORT = FIELDS["rtt_port"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,10 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bind-address", required=True, metavar="IP",
                    help="this node's IP: proxy listeners bind here and the DNAT rules point here")
     p.add_argument("--policy", default="rap", choices=POLICY_NAMES, help="balancing policy (default rap)")
-    for flag, (field, text) in RAP_OPTIONS.items():
-        p.add_argument(f"--rap-{flag}", dest=field, type=float, metavar="X", help=text)
-    p.add_argument("--rtt-port", type=int, default=10250, metavar="PORT",
-                   help="TCP port probed on every other node's InternalIP to measure RTT (default 10250)")
+    for f in DECISION_FIELDS:
+        p.add_argument(RAP_FLAGS[f.name], dest=f.name, type=float, metavar="X", help=f.describe())
+    p.add_argument(f"--{RTT_PORT.option}", type=int, default=RTT_PORT.default, metavar="PORT",
+                   help=RTT_PORT.describe())
     p.add_argument("--sync-period-s", type=float, default=1.0, metavar="S",
                    help="how often Services and Endpoints are listed (default 1)")
     p.add_argument("--iptables", default="iptables", metavar="BIN",
@@ -62,25 +56,20 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, RapCo
         ipaddress.IPv4Address(args.bind_address)
     except ValueError:
         parser.error(f"--bind-address: {args.bind_address!r} is not an IPv4 address")
-    if not 1 <= args.rtt_port <= 65535:
-        parser.error(f"--rtt-port: must be a TCP port in [1, 65535], got {args.rtt_port}")
+    try:
+        check_rtt_port(args.rtt_port)
+    except ConfigError as e:
+        parser.error(f"--{RTT_PORT.option}: {e.reason}")
     if not args.sync_period_s > 0:
         parser.error(f"--sync-period-s: must be > 0 seconds, got {args.sync_period_s}")
     if not os.path.isfile(args.kubeconfig):
         parser.error(f"--kubeconfig: {args.kubeconfig} does not exist (local-up writes it to the runtime folder)")
-    values = {field: getattr(args, field) for field, _ in RAP_OPTIONS.values() if getattr(args, field) is not None}
+    values = {name: getattr(args, name) for name in RAP_FLAGS if getattr(args, name) is not None}
     try:
         config = RapConfig.from_mapping(values)
     except ConfigError as e:
-        parser.error(f"{_flag_of(str(e))}: {e}")
+        parser.error(f"{', '.join(RAP_FLAGS[name] for name in e.fields)}: {e}")
     return args, config
-
-
-def _flag_of(message: str) -> str:
-    """The option(s) a RapConfig message is about (it starts with the field name(s))."""
-    subject = message.split(":", 1)[0]
-    flags = [f"--rap-{f}" for f, (name, _) in RAP_OPTIONS.items() if name in subject.split(" + ")]
-    return ", ".join(flags) or "RAP settings"
 
 
 def check_bind_address(address: str) -> None:
