@@ -57,9 +57,9 @@ def bench_policies(c, rounds=20):
 @task(help={"rounds": "alternating stock/RAP runs; medians are compared (default 5)"})
 def bench_proxy(c, rounds=5):
     """Go benchmark of NextEndpoint: rap.go against kube-proxy's stock round robin, side by side."""
-    from rap import proxybench
+    from rap.build import gobench
 
-    text, ok = proxybench.report(proxybench.run(int(rounds)))
+    text, ok = gobench.report(_build_call(gobench.run, int(rounds)))
     print(text)
     if not ok:
         raise Exit(code=1)
@@ -198,14 +198,16 @@ def install_terraform(c, force=False):
     print(_cloud_call(build, force=force))
 
 
-# ---- kube-proxy v1.21 with RAP swapped in (rap.proxybuild, rap.image) ----
+# ---- kube-proxy v1.21 with RAP swapped in (rap.build) ----
 
 def _build_call(fn, *args, **kwargs):
-    """Run a build step; its BuildError or ImageError becomes one message and exit 1."""
-    from rap.image import ImageError
-    from rap.proxybuild import BuildError
+    """Run a rap.build step; its UserError (BuildError, ImageError, ...) becomes one message and its exit code."""
+    from rap.errors import UserError
 
-    return _one_line_errors((BuildError, ImageError), fn, *args, **kwargs)
+    try:
+        return fn(*args, **kwargs)
+    except UserError as exc:
+        raise Exit(f"error: {exc}", code=exc.exit_code) from None
 
 
 @task(
@@ -222,24 +224,11 @@ def _build_call(fn, *args, **kwargs):
 )
 def build_proxy(c, k8s_src=None, stock=False, test=True, apiserver=False, image=None, push=False, force=False):
     """Build kube-proxy v1.21.14 with rap_patch/rap.go in place of roundrobin.go, into build/out/."""
-    from rap import image as rap_image
-    from rap import proxybuild
+    from rap.build import workflow
 
-    if push and not image:
-        raise Exit("error: --push needs --image NAME:TAG", code=2)
-    if image:
-        _build_call(rap_image.parse_ref, image)  # a bad NAME:TAG or no engine fails before the build
-        _build_call(rap_image.docker_client)
-    built = _build_call(proxybuild.build_kube_proxy, k8s_src, rap=True, stock=stock, force=force)
-    if apiserver:
-        built["kube-apiserver"] = _build_call(proxybuild.build_apiserver, k8s_src, force=force)
-    if test:
-        _build_call(proxybuild.test_proxy, k8s_src)
-    if image:
-        _build_call(rap_image.build_image, image, built["kube-proxy"], push=push)
-    print("binaries:")
-    for name, path in built.items():
-        print(f"  {name:16} {path}")
+    opts = _build_call(workflow.parse_options, k8s_src, stock=stock, test=test, apiserver=apiserver,
+                       image_ref=image, push=push, force=force)
+    print(workflow.summary(_build_call(workflow.build_proxy, opts)))
 
 
 @task(
@@ -253,9 +242,9 @@ def build_proxy(c, k8s_src=None, stock=False, test=True, apiserver=False, image=
 )
 def test_proxy(c, k8s_src=None, verbose=False, run=None, upstream_only=False):
     """Run upstream's pkg/proxy/userspace tests and rap_patch/*_test.go with rap.go swapped in."""
-    from rap import proxybuild
+    from rap.build import gotest
 
-    _build_call(proxybuild.test_proxy, k8s_src, verbose=verbose, run=run, project_tests=not upstream_only)
+    _build_call(gotest.test_proxy, k8s_src, verbose=verbose, run=run, project_tests=not upstream_only)
 
 
 # ---- deploy the RAP kube-proxy into a kubeadm cluster, and back (rap.deploy) ----

@@ -17,7 +17,9 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 
-from rap import proxybuild
+from rap.build.binaries import KUBE_PROXY_PKG, RAP_VERSION_SUFFIX, build_binary
+from rap.build.overlay import overlay_map, rap_go_path, write_replace_overlay
+from rap.build.source import prepare_tree
 from rap.paths import BUILD_DIR, build_out_dir
 
 KUBE_PROXY_NOFILE = 64 * 1000
@@ -47,16 +49,16 @@ def build_local_variants(kinds=("rap", "stock")) -> dict[str, Path]:
     """Build the rlimit-tolerant variants (a no-op when cached or not needed)."""
     if can_raise_nofile():
         return {}
-    tree = proxybuild.prepare_tree()
+    tree = prepare_tree()
     rlimit_target = str(tree.userspace_dir / "rlimit.go")
     built = {}
     for kind in kinds:
         replace = {rlimit_target: str(RLIMIT_PATCH)}
         version = tree.version
         if kind == "rap":
-            replace.update(proxybuild.overlay_map(tree.userspace_dir, proxybuild.rap_go_path()))
-            version += proxybuild.RAP_VERSION_SUFFIX
-        overlay = proxybuild.write_replace_overlay(tree, f"local-{kind}", replace)
+            replace.update(overlay_map(tree.userspace_dir, rap_go_path()))
+            version += RAP_VERSION_SUFFIX
+        overlay = write_replace_overlay(tree, f"local-{kind}", replace)
         name = f"{NAMES[kind]}-nofile"
-        built[name] = proxybuild.build_binary(tree, proxybuild.KUBE_PROXY_PKG, name, version, overlay)
+        built[name] = build_binary(tree, KUBE_PROXY_PKG, name, version, overlay)
     return built

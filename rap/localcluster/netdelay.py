@@ -45,8 +45,9 @@ from typing import Iterable, Mapping, Sequence
 
 from rap.localcluster import procs
 from rap.paths import cache_dir
-from rap.proxybuild import BuildError, find_go
-from rap.proxybuild import go_env as build_go_env
+from rap.build import BuildError
+from rap.build.toolchain import find_go
+from rap.build.toolchain import go_env as build_go_env
 
 SOURCE_DIR = Path(__file__).resolve().parent / "netdelay"
 BINARY_NAME = "netdelay"

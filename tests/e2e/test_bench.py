@@ -27,10 +27,10 @@ PNG = b"\x89PNG\r\n\x1a\n"
 def quick_run(tmp_path_factory):
     if os.geteuid() != 0:
         pytest.skip("the local cluster needs root")
-    from rap import proxybuild
+    from rap.build.binaries import build_apiserver, build_kube_proxy
 
-    proxybuild.build_kube_proxy(rap=True, stock=True)
-    proxybuild.build_apiserver()
+    build_kube_proxy(rap=True, stock=True)
+    build_apiserver()
     out = tmp_path_factory.mktemp("bench") / "results"
     t0 = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "invoke", "bench", "--quick", "--out", str(out)],

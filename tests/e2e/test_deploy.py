@@ -142,13 +142,13 @@ def _ports() -> tuple[int, int]:
 @pytest.fixture(scope="module")
 def apiserver(tmp_path_factory):
     """A real kube-apiserver v1.21.14 with its own etcd; yields its admin kubeconfig path."""
-    from rap import proxybuild
+    from rap.build.binaries import build_apiserver
     from rap.localcluster import config as lc_config
     from rap.localcluster import controlplane, pki, procs
 
     if not Path("/usr/bin/etcd").exists() and not _which("etcd"):
         pytest.fail("etcd is not installed: apt-get install etcd-server")
-    binary = proxybuild.build_apiserver()  # cached: quick when already built
+    binary = build_apiserver()  # cached: quick when already built
     runtime = tmp_path_factory.mktemp("deploy-apiserver")
     api_port, etcd_port = _ports()
     c = lc_config.ClusterConfig(api_port=api_port, etcd_port=etcd_port)

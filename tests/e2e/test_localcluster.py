@@ -25,10 +25,10 @@ NODE1 = config.node_netns(1)
 def rap_cluster():
     if os.geteuid() != 0:
         pytest.skip("the local cluster needs root")
-    from rap import proxybuild
+    from rap.build.binaries import build_apiserver, build_kube_proxy
 
-    proxybuild.build_kube_proxy(rap=True, stock=True)
-    proxybuild.build_apiserver()
+    build_kube_proxy(rap=True, stock=True)
+    build_apiserver()
     runtime = state.runtime_dir()
     cluster.down(runtime)  # a leftover from an aborted run must not fail this one
     c = config.ClusterConfig(nodes=3, proxy="rap", default_pods=2, pod_cpu=0.25, cpu_ms=2,

@@ -2,7 +2,8 @@
 
 Uses the Docker Python SDK against whatever engine DOCKER_HOST (or the default
 socket) points at. Without a reachable engine it says so once and how to point
-at one; it never tries to start an engine itself.
+at one; it never tries to start an engine itself. Not here: building the
+kube-proxy binary it packages (rap.build.binaries).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import os
 from pathlib import Path
 
 from rap import paths
+from rap.build import BuildError
+from rap.status import Status
 
 DOCKERFILE = paths.BUILD_DIR / "Dockerfile"
 
@@ -21,12 +24,8 @@ NO_ENGINE_HINT = (
 )
 
 
-class ImageError(RuntimeError):
-    """A failure with a message that names the thing and the fix."""
-
-
-def _say(msg: str) -> None:
-    print(f"[image] {msg}", flush=True)
+class ImageError(BuildError):
+    """The image step failed; the message names the thing and the fix."""
 
 
 def parse_ref(ref: str) -> tuple[str, str]:
@@ -62,20 +61,21 @@ def build_image(ref: str, binary: Path | None = None, push: bool = False) -> str
         raise ImageError(f"{binary} not found: build kube-proxy first (invoke build-proxy)")
     client = docker_client()
     context = binary.parent
-    _say(f"building {ref} from {DOCKERFILE} (context {context})")
+    status = Status("image")
+    status.say(f"building {ref} from {DOCKERFILE} (context {context})")
     # The Dockerfile lives outside the context; the SDK sends it along.
     image, logs = client.images.build(path=str(context), dockerfile=str(DOCKERFILE),
                                       tag=ref, rm=True, pull=True)
     for chunk in logs:
         if "stream" in chunk:
             print(chunk["stream"], end="", flush=True)
-    _say(f"built {ref} ({image.short_id})")
+    status.say(f"built {ref} ({image.short_id})")
     if push:
-        _say(f"pushing {ref}")
+        status.say(f"pushing {ref}")
         for line in client.images.push(name, tag=tag, stream=True, decode=True):
             if "error" in line:
                 raise ImageError(f"push of {ref} failed: {line['error']}")
             if line.get("status") and not line.get("progressDetail"):
                 print(f"  {line['status']}", flush=True)
-        _say(f"pushed {ref}")
+        status.say(f"pushed {ref}")
     return ref

@@ -1,10 +1,11 @@
-"""NextEndpoint in Go, stock round robin against rap.go, measured side by side.
+"""NextEndpoint in Go, stock round robin against rap.go, measured side by side (invoke bench-proxy).
 
 The stock package (upstream roundrobin.go) gets only rap_patch/bench_api_test.go,
 which uses the API both files export; the RAP package gets rap.go and every
 project test file, including rap_bench_test.go, which measures RAP deciding
 with fresh metrics (local and forward). Runs alternate stock, RAP, stock, RAP
-so both see the same machine load; medians are compared.
+so both see the same machine load; medians are compared. Not here: the
+Python policies' benchmark (rap.policybench) or the cluster benchmark (rap.bench).
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from rap import proxybuild
+from rap.build import status
+from rap.build.overlay import project_test_files, rap_go_path, write_overlay, write_replace_overlay
+from rap.build.source import USERSPACE_PKG, Tree, prepare_tree
+from rap.build.toolchain import run_go
 from rap.paths import RAP_PATCH_DIR
 
 BENCH_API = RAP_PATCH_DIR / "bench_api_test.go"
@@ -23,22 +27,22 @@ MAX_NS_AT_30 = 1000.0
 _LINE = re.compile(r"^Benchmark(\S+?)(?:-\d+)?\s+\d+\s+([\d.]+) ns/op")
 
 
-def _run(tree: proxybuild.Tree, overlay: Path, pattern: str) -> dict[str, float]:
+def _run(tree: Tree, overlay: Path, pattern: str) -> dict[str, float]:
     args = ["test", "-mod=mod", "-buildvcs=false", "-overlay", str(overlay), "-run", "^$",
-            "-bench", pattern, "-benchtime", "200000x", "-count", "1", proxybuild.USERSPACE_PKG]
-    out = proxybuild.run_go(args, tree.build_dir, tree.env, "go test -bench", capture=True)
+            "-bench", pattern, "-benchtime", "200000x", "-count", "1", USERSPACE_PKG]
+    out = run_go(args, tree.build_dir, tree.env, "go test -bench", capture=True)
     return {m.group(1): float(m.group(2)) for m in map(_LINE.match, out.splitlines()) if m}
 
 
 def run(rounds: int = 5) -> dict[str, dict[str, float]]:
     """Median ns/op per benchmark, for 'stock' and 'rap'."""
-    tree = proxybuild.prepare_tree()
+    tree = prepare_tree()
     pkg = tree.userspace_dir
-    stock = proxybuild.write_replace_overlay(tree, "bench-stock", {str(pkg / BENCH_API.name): str(BENCH_API)})
-    rap = proxybuild.write_overlay(tree, "bench-rap", proxybuild.rap_go_path(), proxybuild.project_test_files())
+    stock = write_replace_overlay(tree, "bench-stock", {str(pkg / BENCH_API.name): str(BENCH_API)})
+    rap = write_overlay(tree, "bench-rap", rap_go_path(), project_test_files())
     samples: dict[str, dict[str, list[float]]] = {"stock": defaultdict(list), "rap": defaultdict(list)}
     for i in range(rounds):
-        print(f"round {i + 1}/{rounds}: stock, then RAP", flush=True)
+        status().say(f"round {i + 1}/{rounds}: stock, then RAP")
         for name, overlay, pattern in (("stock", stock, "^BenchmarkNextEndpoint$"),
                                        ("rap", rap, "NextEndpoint")):
             for bench, ns in _run(tree, overlay, pattern).items():

@@ -1,0 +1,50 @@
+"""Build kube-proxy v1.21 with RAP swapped in, and run upstream's tests on it.
+
+The recipe, one module per step:
+
+- ``toolchain``: the project's one Go toolchain (find it, its environment and
+  caches, run it). netdelay and Terraform are built with it too.
+- ``gomod`` and ``source``: Kubernetes, pinned to one release, as the Go module
+  ``k8s.io/kubernetes`` through the Go module proxy (no git clone), or an
+  existing release-1.21 checkout; the generated *build module* that requires it.
+- ``overlay``: the swap. ``go build -overlay`` removes
+  ``pkg/proxy/userspace/roundrobin.go`` and adds ``rap_patch/rap.go`` (and its
+  sibling files, and for test runs ``rap_patch/*_test.go``) to that package,
+  without writing to any source tree.
+- ``binaries`` (with ``openapi`` for kube-apiserver): ``go build`` of
+  ``cmd/kube-proxy``, RAP (``v1.21.14-rap``) and stock (``v1.21.14``), and of
+  kube-apiserver; skipped when their inputs are unchanged.
+- ``gotest`` and ``gobench``: upstream's ``pkg/proxy/userspace`` tests plus the
+  project's Go tests on the swapped tree; the Go benchmark of NextEndpoint.
+- ``image``: build/Dockerfile around the built kube-proxy, and its push.
+- ``workflow``: the ``invoke build-proxy`` sequence of the steps above.
+
+``python -m rap.build`` runs the build without invoke. Not here: what the
+local cluster does with the binaries (rap.localcluster.binaries).
+"""
+
+from __future__ import annotations
+
+from rap.errors import OptionError, UserError
+from rap.status import Status
+
+
+class BuildError(UserError, RuntimeError):
+    """A build step failed; the message names the thing and the fix.
+
+    Also a RuntimeError, as before rap.errors existed, so that callers which
+    catch RuntimeError (the local cluster's tasks) still turn it into one line.
+    """
+
+
+class BuildOptionError(BuildError, OptionError):
+    """A bad build option (e.g. --push without --image), found before anything is built. Exit 2."""
+
+
+def status() -> Status:
+    """The build's progress printer, ``[build] ...`` lines.
+
+    Made per use rather than once at import, so that it prints to whatever
+    sys.stdout is now (pytest's capture, a redirected log).
+    """
+    return Status("build")

@@ -1,0 +1,68 @@
+"""``invoke build-proxy`` as one function: check the options, then build, test and package.
+
+The order: options (``parse_options``: --push needs --image, --image must be
+NAME:TAG), a reachable Docker engine when an image is wanted, kube-proxy (RAP,
+and stock on request), kube-apiserver on request, the userspace tests, the
+image. Everything that can be checked is checked before the first build.
+``python -m rap.build`` runs the same sequence. Not here: how each step works
+(rap.build.binaries, .gotest, .image).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from rap.build import BuildOptionError, image
+from rap.build.binaries import build_apiserver, build_kube_proxy
+from rap.build.gotest import test_proxy
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """What one build-proxy run makes; see the task's help for each field."""
+
+    k8s_src: str | None = None
+    rap: bool = True
+    stock: bool = False
+    test: bool = True
+    apiserver: bool = False
+    image: str | None = None
+    push: bool = False
+    force: bool = False
+
+
+def parse_options(k8s_src: str | None = None, *, rap: bool = True, stock: bool = False, test: bool = True,
+                  apiserver: bool = False, image_ref: str | None = None, push: bool = False,
+                  force: bool = False) -> BuildOptions:
+    """The task's options, checked; BuildOptionError (exit 2) names a bad one."""
+    if push and not image_ref:
+        raise BuildOptionError("--push needs --image NAME:TAG")
+    if image_ref:
+        if not rap:
+            raise BuildOptionError("--image packages the RAP kube-proxy, so it cannot go with a stock-only build")
+        try:
+            image.parse_ref(image_ref)
+        except image.ImageError as exc:
+            raise BuildOptionError(str(exc)) from None
+    return BuildOptions(k8s_src=k8s_src, rap=rap, stock=stock, test=test, apiserver=apiserver,
+                        image=image_ref, push=push, force=force)
+
+
+def build_proxy(options: BuildOptions) -> dict[str, Path]:
+    """Build, test and package as ``options`` say; returns {binary name: path}."""
+    if options.image:
+        image.docker_client()  # no engine: fail before the build, not after it
+    built = build_kube_proxy(options.k8s_src, rap=options.rap, stock=options.stock, force=options.force)
+    if options.apiserver:
+        built["kube-apiserver"] = build_apiserver(options.k8s_src, force=options.force)
+    if options.test:
+        test_proxy(options.k8s_src)
+    if options.image:
+        image.build_image(options.image, built["kube-proxy"], push=options.push)
+    return built
+
+
+def summary(built: dict[str, Path]) -> str:
+    """The closing lines of a build: each binary and where it is."""
+    return "\n".join(["binaries:", *(f"  {name:16} {path}" for name, path in built.items())])

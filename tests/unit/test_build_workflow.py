@@ -1,0 +1,90 @@
+"""Fast tests of rap.build.workflow (invoke build-proxy) and python -m rap.build: options, order, errors.
+
+The steps themselves are replaced by recorders: nothing here runs go or Docker.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rap.build import BuildError, BuildOptionError, workflow
+from rap.build.__main__ import main
+from rap.errors import OptionError, UserError
+
+
+def test_push_needs_image_and_is_an_option_error():
+    with pytest.raises(BuildOptionError, match="--push needs --image NAME:TAG") as info:
+        workflow.parse_options(push=True)
+    assert isinstance(info.value, OptionError) and isinstance(info.value, BuildError)
+    assert info.value.exit_code == 2
+
+
+def test_bad_image_ref_fails_before_anything_is_built():
+    with pytest.raises(BuildOptionError, match="NAME:TAG"):
+        workflow.parse_options(image_ref="kube-proxy")
+    with pytest.raises(BuildOptionError, match="stock-only"):
+        workflow.parse_options(rap=False, image_ref="rap/kube-proxy:v1")
+
+
+def test_build_error_is_a_user_error_with_exit_1():
+    assert issubclass(BuildError, UserError) and BuildError("x").exit_code == 1
+    assert isinstance(BuildError("x"), RuntimeError)  # the local cluster's tasks catch RuntimeError
+
+
+@pytest.fixture
+def steps(monkeypatch):
+    """Record the steps build_proxy runs, in order, instead of running them."""
+    done: list[str] = []
+
+    def kube_proxy(k8s_src, rap, stock, force):
+        done.append(f"kube-proxy rap={rap} stock={stock}")
+        return {"kube-proxy": Path("/out/kube-proxy")}
+
+    monkeypatch.setattr(workflow, "build_kube_proxy", kube_proxy)
+    monkeypatch.setattr(workflow, "build_apiserver", lambda k8s_src, force: done.append("apiserver") or Path("/out/a"))
+    monkeypatch.setattr(workflow, "test_proxy", lambda k8s_src: done.append("test"))
+    monkeypatch.setattr(workflow.image, "docker_client", lambda: done.append("engine"))
+    monkeypatch.setattr(workflow.image, "build_image", lambda ref, binary, push: done.append(f"image {ref} {binary} push={push}"))
+    return done
+
+
+def test_build_proxy_checks_the_engine_first_and_packages_last(steps):
+    opts = workflow.parse_options(stock=True, apiserver=True, image_ref="reg:5000/rap/kube-proxy:v1", push=True)
+    built = workflow.build_proxy(opts)
+    assert steps == ["engine", "kube-proxy rap=True stock=True", "apiserver", "test",
+                     "image reg:5000/rap/kube-proxy:v1 /out/kube-proxy push=True"]
+    assert set(built) == {"kube-proxy", "kube-apiserver"}
+
+
+def test_build_proxy_no_test_no_image(steps):
+    workflow.build_proxy(workflow.parse_options(test=False))
+    assert steps == ["kube-proxy rap=True stock=False"]
+
+
+def test_summary_lists_every_binary():
+    text = workflow.summary({"kube-proxy": Path("/out/kube-proxy"), "kube-apiserver": Path("/out/a")})
+    assert text.splitlines() == ["binaries:", "  kube-proxy       /out/kube-proxy", "  kube-apiserver   /out/a"]
+
+
+def test_python_m_rap_build_runs_the_same_sequence(steps, capsys):
+    assert main(["--stock-only"]) == 0
+    assert steps == ["kube-proxy rap=False stock=True"]
+    assert "binaries:" in capsys.readouterr().out
+
+
+def test_python_m_rap_build_error_is_one_line(monkeypatch, capsys):
+    def fail(*args, **kwargs):
+        raise BuildError("go build failed: see above")
+
+    monkeypatch.setattr(workflow, "build_kube_proxy", fail)
+    assert main([]) == 1
+    assert capsys.readouterr().err == "error: go build failed: see above\n"
+
+
+def test_progress_lines_are_build_status_lines_on_the_current_stdout(capsys):
+    from rap.build import status
+
+    status().step(1, 4, "source: k8s.io/kubernetes@v1.21.14")
+    assert capsys.readouterr().out == "[build] step 1/4 source: k8s.io/kubernetes@v1.21.14\n"
