@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
+from rap.config import DEFAULT_RTT_PORT
 from rap.errors import UserError
 from rap.localcluster import config as cfg
 from rap.localcluster import metrics, netdelay, netns, objects, pki, procs, state, workload
@@ -23,7 +24,7 @@ from rap.paths import build_out_dir
 from rap.status import Status
 
 PROXY_BINARIES = {"rap": "kube-proxy", "stock": "kube-proxy-stock"}
-RTT_PORT = 10250
+RTT_PORT = DEFAULT_RTT_PORT  # what every node answers on and RAP probes (rap/schemas/rap-config.json)
 
 
 class LocalClusterError(UserError, RuntimeError):
