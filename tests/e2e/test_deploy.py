@@ -325,8 +325,8 @@ def test_deploy_then_rollback_through_invoke(kubeadm, apiserver):
         out = invoke("deploy", "--image", RAP_IMAGE, "--kubeconfig", apiserver, "--timeout", "60",
                      "--cpu-threshold", "0.7", "--period", "2", "--rtt-port", "10255")
     assert out.returncode == 0, out.stdout + out.stderr
-    progress = [line for line in out.stdout.splitlines() if line.startswith("  kube-proxy: ")]
-    assert progress and progress[-1].startswith("  kube-proxy: 3/3 nodes updated, 3/3 available"), out.stdout
+    progress = [line for line in out.stdout.splitlines() if line.startswith("[deploy]   kube-proxy: ")]
+    assert progress and progress[-1].startswith("[deploy]   kube-proxy: 3/3 nodes updated, 3/3 available"), out.stdout
     assert f"RAP kube-proxy {RAP_IMAGE} runs on every node (3)" in out.stdout
 
     after = snapshot(api)
