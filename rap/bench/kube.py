@@ -34,6 +34,7 @@ from pathlib import Path
 from rap.bench.options import DEFAULT_IMAGE
 from rap.bench.scenarios import Scenario
 from rap.bench.target import Switching, TargetError, max_requests
+from rap.quantity import milli_quantity
 
 NAMESPACE = "rap-bench"
 APP = "rap-bench-web"
@@ -68,7 +69,7 @@ def _code_volume() -> tuple[dict, dict]:
 def backend_manifest(s: Scenario, i: int, node: str, image: str) -> dict:
     """Deployment of the scenario's node-i pods, pinned to the real node ``node``."""
     volume, mount = _code_volume()
-    cpu = f"{int(round(s.pod_cpu * 1000))}m"
+    cpu = milli_quantity(s.pod_cpu)
     labels = _labels({"app": APP, "rap-bench/node": str(i)})
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",

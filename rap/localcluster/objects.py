@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from kubernetes import client, config as kubeconfig
 
+from rap.quantity import memory_quantity, milli_quantity
+
 NAMESPACE = "default"
 SERVICE = "web"
 SERVICE_PORT = 80
@@ -33,7 +35,7 @@ def api_client(kubeconfig_path: str) -> client.ApiClient:
 
 def create_node(api: client.ApiClient, name: str, ip: str, cpu: float, mem_mib: int) -> None:
     core = client.CoreV1Api(api)
-    resources = {"cpu": _cpu(cpu), "memory": f"{mem_mib}Mi", "pods": "110"}
+    resources = {"cpu": milli_quantity(cpu), "memory": memory_quantity(mem_mib * 2**20), "pods": "110"}
     core.create_node(client.V1Node(metadata=client.V1ObjectMeta(
         name=name, labels={"kubernetes.io/hostname": name, "rap.local/cluster": "true"})))
     status = client.V1NodeStatus(
@@ -47,7 +49,7 @@ def create_node(api: client.ApiClient, name: str, ip: str, cpu: float, mem_mib: 
 
 def create_pod(api: client.ApiClient, pod: PodSpec) -> None:
     core = client.CoreV1Api(api)
-    limits = {"cpu": _cpu(pod.cpu), "memory": f"{pod.mem_mib}Mi"}
+    limits = {"cpu": milli_quantity(pod.cpu), "memory": memory_quantity(pod.mem_mib * 2**20)}
     body = client.V1Pod(
         metadata=client.V1ObjectMeta(name=pod.name, labels={"app": SERVICE}),
         spec=client.V1PodSpec(node_name=pod.node, containers=[client.V1Container(
@@ -89,7 +91,3 @@ def set_endpoints(api: client.ApiClient, pods: list[PodSpec], name: str = SERVIC
         if exc.status != 404:
             raise
         core.create_namespaced_endpoints(namespace, body)
-
-
-def _cpu(cores: float) -> str:
-    return f"{round(cores * 1000)}m"

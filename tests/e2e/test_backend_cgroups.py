@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from rap.localcluster import cgroups, metrics
+from rap.quantity import parse_exact
 
 pytestmark = pytest.mark.e2e
 
@@ -187,8 +188,7 @@ def pod_metrics(env: Env) -> dict[str, int]:
 
 
 def _nanocores(q: str) -> int:
-    scale = {"n": 1, "u": 10**3, "m": 10**6}.get(q[-1])
-    return int(q[:-1]) * scale if scale else int(q) * 10**9
+    return round(parse_exact(q) * 10**9)
 
 
 def test_backend_names_pod_and_node_and_keeps_alive(env):
