@@ -5,8 +5,14 @@ the logic lives there, not here. ``invoke --list`` shows them all and
 ``invoke --help TASK`` explains each option.
 """
 
+import inspect
+
 from invoke import task
 from invoke.exceptions import Exit
+
+# RAP's options and their help come from rap/schemas/rap-config.json; this
+# module imports nothing heavy, so `invoke --list` stays fast.
+from rap.deploy import options as deploy_options
 
 
 
@@ -259,30 +265,39 @@ def _deploy_call(fn, *args, **kwargs):
 _KUBECONFIG_HELP = "kubeconfig of the cluster (default: $KUBECONFIG, else ~/.kube/config)"
 
 
+def _with_options(names):
+    """Add one keyword parameter (default None) per name to a task that takes them as **kwargs.
+
+    invoke reads a task's options from its signature; this lets that list come
+    from a table (RAP's, in rap/schemas/rap-config.json) instead of a copy here.
+    """
+    def add(body):
+        sig = inspect.signature(body)
+        kept = [p for p in sig.parameters.values() if p.kind is not p.VAR_KEYWORD]
+        added = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None) for n in names]
+        body.__signature__ = sig.replace(parameters=kept + added)
+        return body
+    return add
+
+
+_RAP_OPTION_HELP = deploy_options.option_help()  # RAP_<NAME>: meaning; range (default), per table row
+
+
 @task(
     help={
         "image": "the RAP kube-proxy image, NAME:TAG, pullable by every node (required; see build-proxy --image)",
         "kubeconfig": _KUBECONFIG_HELP,
         "timeout": "seconds to wait for every node to run it before rolling back by itself (default 300)",
-        "period": "RAP_PERIOD_S: the monitor's period, seconds > 0 (default 5)",
-        "stale_after": "RAP_STALE_AFTER_S: age in seconds after which a measurement is ignored (default 3 x period)",
-        "cpu_threshold": "RAP_CPU_THRESHOLD: CPU fraction at which a pod or node is overloaded, in (0, 1] (default 0.8)",
-        "mem_threshold": "RAP_MEM_THRESHOLD: memory fraction at which a pod or node is overloaded, in (0, 1] (default 0.9)",
-        "w_cpu": "RAP_W_CPU: weight of free CPU in a node's score, >= 0 (default 0.5)",
-        "w_mem": "RAP_W_MEM: weight of free memory in a node's score, >= 0 (default 0.2)",
-        "w_net": "RAP_W_NET: weight of a short round trip in a node's score, >= 0 (default 0.3)",
-        "rtt_port": "RAP_RTT_PORT: TCP port probed on the other nodes to measure RTT (default 10250, the kubelet)",
+        **_RAP_OPTION_HELP,
     },
     auto_shortflags=False,
 )
-def deploy(c, image=None, kubeconfig=None, timeout=None, period=None, stale_after=None, cpu_threshold=None,
-           mem_threshold=None, w_cpu=None, w_mem=None, w_net=None, rtt_port=None):
+@_with_options(_RAP_OPTION_HELP)
+def deploy(c, image=None, kubeconfig=None, timeout=None, **rap):
     """Switch kube-system/kube-proxy to the RAP image in userspace mode; roll back by itself if not ready."""
     from rap import deploy as rap_deploy
 
-    opts = _deploy_call(rap_deploy.parse_options, image, period=period, stale_after=stale_after,
-                        cpu_threshold=cpu_threshold, mem_threshold=mem_threshold, w_cpu=w_cpu, w_mem=w_mem,
-                        w_net=w_net, rtt_port=rtt_port, timeout=timeout)
+    opts = _deploy_call(rap_deploy.parse_options, image, timeout=timeout, **rap)
     _deploy_call(rap_deploy.deploy, opts, kubeconfig)
 
 
