@@ -121,7 +121,8 @@ class Field:
         if self.type == "integer":
             ok = ok and float(value).is_integer()
         if not ok:  # NaN fails every comparison, so it lands here too
-            raise ConfigError((self.name,), f"must be {self._requirement()}, got {value}")
+            shown = _num(value) if self.type == "integer" else value  # a port typed as 80 is not "80.0"
+            raise ConfigError((self.name,), f"must be {self._requirement()}, got {shown}")
         return int(value) if self.type == "integer" else value
 
 
