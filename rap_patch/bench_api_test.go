@@ -33,10 +33,11 @@ package userspace
 //	echo '{"Replace":{"'$U'/bench_api_test.go":"'$P'/bench_api_test.go"}}' > stock.json
 //	go test -overlay stock.json -run '^$' -bench 'NextEndpoint' -benchmem -count 5 \
 //	    k8s.io/kubernetes/pkg/proxy/userspace | tee stock.txt
-//	# RAP: swap roundrobin.go and add all the project's test files
-//	echo '{"Replace":{"'$U'/roundrobin.go":"'$P'/rap.go","'$U'/bench_api_test.go":"'$P'/bench_api_test.go",
-//	    "'$U'/rap_bench_test.go":"'$P'/rap_bench_test.go","'$U'/rap_test.go":"'$P'/rap_test.go",
-//	    "'$U'/vectors_test.go":"'$P'/vectors_test.go"}}' > rap.json
+//	# RAP: swap roundrobin.go for rap.go and add every other rap_patch/*.go
+//	# (the patch's added files and all the project's test files)
+//	{ printf '{"Replace":{"%s/roundrobin.go":"%s/rap.go"' $U $P
+//	  for f in $P/*.go; do n=${f##*/}; [ $n = rap.go ] || printf ',"%s/%s":"%s"' $U $n $f; done
+//	  echo '}}'; } > rap.json
 //	go test -overlay rap.json -run '^$' -bench 'NextEndpoint' -benchmem -count 5 \
 //	    k8s.io/kubernetes/pkg/proxy/userspace | tee rap.txt
 //	benchstat stock.txt rap.txt   # BenchmarkNextEndpoint/* lines pair up

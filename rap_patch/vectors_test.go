@@ -26,7 +26,6 @@ package userspace
 // runner does), the step index, and the expected and actual answers.
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -92,37 +91,26 @@ type vector struct {
 var vecService = proxy.ServicePortName{NamespacedName: types.NamespacedName{Namespace: "default", Name: "vector"}, Port: "http"}
 
 // vecConfig mirrors RapConfig.from_mapping: defaults, stale_after = 3 x period
-// unless given, then validation.
+// unless given, then validation (rap_config.go's buildRAPConfig, as for the
+// environment).
 func vecConfig(m map[string]*float64) (rapConfig, error) {
-	c := defaultRAPConfig()
-	staleSet := false
+	known := map[string]bool{}
+	for _, s := range new(rapConfig).settings() {
+		known[s.field] = true
+	}
 	for k, v := range m {
+		if v != nil && !known[k] {
+			return defaultRAPConfig(), fmt.Errorf("config.%s: unknown RAP setting", k)
+		}
+	}
+	return buildRAPConfig(func(s rapSetting) (bool, error) {
+		v := m[s.field]
 		if v == nil {
-			continue
+			return false, nil
 		}
-		switch k {
-		case "period_s":
-			c.periodS = *v
-		case "stale_after_s":
-			c.staleAfterS, staleSet = *v, true
-		case "cpu_threshold":
-			c.cpuThreshold = *v
-		case "mem_threshold":
-			c.memThreshold = *v
-		case "w_cpu":
-			c.wCPU = *v
-		case "w_mem":
-			c.wMem = *v
-		case "w_net":
-			c.wNet = *v
-		default:
-			return c, fmt.Errorf("config.%s: unknown RAP setting", k)
-		}
-	}
-	if !staleSet {
-		c.staleAfterS = 3 * c.periodS
-	}
-	return c, c.validate()
+		*s.dst = *v
+		return true, nil
+	})
 }
 
 func vecEndpointsObject(eps []vecEndpoint) *v1.Endpoints {
@@ -237,20 +225,12 @@ func TestRAPVectors(t *testing.T) {
 	}
 	sort.Strings(paths)
 
-	saved := shuffleEndpoints
-	shuffleEndpoints = false
-	defer func() { shuffleEndpoints = saved }()
+	rapTestNoShuffle(t)
 
 	total, failed := 0, 0
 	for _, path := range paths {
-		raw, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
 		var v vector
-		if err := json.Unmarshal(raw, &v); err != nil {
-			t.Fatalf("%s: not a valid vector: %v", path, err)
-		}
+		rapReadJSON(t, path, "a valid vector", &v)
 		t.Run(v.Name, func(t *testing.T) {
 			mismatches, n, err := runVector(&v)
 			total += n

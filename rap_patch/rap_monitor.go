@@ -1,0 +1,424 @@
+/*
+Copyright 2026 The RAP toolkit authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// RAP's monitor: every period it lists nodes and running pods through
+// client-go, reads metrics.k8s.io for their CPU and memory use, times a TCP
+// connect to every other node, and swaps the result in as a new snapshot
+// (rap_snapshot.go). It is the only code of the patch that talks to the API
+// server or the network; it does not decide (rap_decide.go), and a failure
+// here only leaves the decision blind, which is kube-proxy's round robin.
+
+package userspace
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+)
+
+// monitorWanted: a kubeconfig is given, or we run in a cluster and the
+// monitor is not switched off. Never true in upstream's unit tests.
+func monitorWanted(getenv func(string) string) bool {
+	if getenv("RAP_KUBECONFIG") != "" {
+		return true
+	}
+	return getenv("KUBERNETES_SERVICE_HOST") != "" && !strings.EqualFold(strings.TrimSpace(getenv("RAP_ENABLE_MONITOR")), "false")
+}
+
+// startRAPMonitorIfWanted starts the monitor of an enabled balancer when one
+// is configured; a failure is logged, and RAP stays blind (round robin).
+func startRAPMonitorIfWanted(ctx context.Context, rb *rapBalancer, getenv func(string) string) {
+	if !rb.enabled || !monitorWanted(getenv) {
+		return
+	}
+	if err := startRAPMonitor(ctx, rb, getenv); err != nil {
+		klog.ErrorS(err, "RAP: cannot start the resource monitor; balancing as kube-proxy's round robin")
+	}
+}
+
+type rapMonitor struct {
+	rb      *rapBalancer
+	client  kubernetes.Interface
+	rttPort int
+	timeout time.Duration
+	// dial measures one TCP connect; replaced in tests.
+	dial func(ctx context.Context, addr string) error
+
+	metricsOK *bool // last state of the metrics source, for log-on-change
+	rttCount  int
+}
+
+// monitorRESTConfig: RAP_KUBECONFIG if set, else the in-cluster service account.
+func monitorRESTConfig(getenv func(string) string) (*rest.Config, error) {
+	if kc := getenv("RAP_KUBECONFIG"); kc != "" {
+		cfg, err := clientcmd.BuildConfigFromFlags("", kc)
+		if err != nil {
+			return nil, fmt.Errorf("RAP_KUBECONFIG=%s: %v", kc, err)
+		}
+		return cfg, nil
+	}
+	cfg, err := rest.InClusterConfig()
+	if err != nil {
+		return nil, fmt.Errorf("in-cluster configuration (set RAP_KUBECONFIG, or RAP_ENABLE_MONITOR=false): %v", err)
+	}
+	return cfg, nil
+}
+
+func startRAPMonitor(ctx context.Context, rb *rapBalancer, getenv func(string) string) error {
+	cfg, err := monitorRESTConfig(getenv)
+	if err != nil {
+		return err
+	}
+	port, err := rapRTTPortFromEnv(getenv)
+	if err != nil {
+		return err
+	}
+	m, err := newRAPMonitor(rb, cfg, port)
+	if err != nil {
+		return err
+	}
+	klog.InfoS("RAP: starting the resource monitor", "node", rb.localNode, "periodS", rb.cfg.periodS, "rttPort", port, "apiserver", cfg.Host)
+	go m.run(ctx)
+	return nil
+}
+
+func newRAPMonitor(rb *rapBalancer, cfg *rest.Config, rttPort int) (*rapMonitor, error) {
+	cfg = rest.CopyConfig(cfg)
+	cfg.UserAgent = "kube-proxy-rap"
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("RAP monitor client: %v", err)
+	}
+	timeout := time.Duration(rb.cfg.periodS * float64(time.Second))
+	if timeout > 2*time.Second {
+		timeout = 2 * time.Second
+	}
+	return &rapMonitor{rb: rb, client: client, rttPort: rttPort, timeout: timeout, dial: dialTCP}, nil
+}
+
+func dialTCP(ctx context.Context, addr string) error {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	return conn.Close()
+}
+
+func (m *rapMonitor) run(ctx context.Context) {
+	period := time.Duration(m.rb.cfg.periodS * float64(time.Second))
+	ticker := time.NewTicker(period)
+	defer ticker.Stop()
+	for {
+		m.refresh(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
+}
+
+// refresh takes one round of measurements and swaps in a new snapshot. What
+// cannot be measured keeps its previous sample, which goes stale by itself.
+func (m *rapMonitor) refresh(ctx context.Context) {
+	old := m.rb.snapshot()
+	next := &rapSnapshot{pods: old.pods, nodes: old.nodes, rtt: old.rtt}
+
+	nodes, nodesErr := m.listNodes(ctx)
+	pods, nodeUsage, err := m.fetchUsage(ctx, nodes, nodesErr)
+	m.noteMetrics(err)
+	if err == nil {
+		next.pods, next.nodes = pods, nodeUsage
+	}
+	if nodesErr == nil {
+		next.rtt = m.measureRTTs(ctx, nodes, old.rtt)
+	}
+	m.rb.setSnapshot(next)
+}
+
+// noteMetrics logs the metrics source's state once per change.
+func (m *rapMonitor) noteMetrics(err error) {
+	ok := err == nil
+	if m.metricsOK != nil && *m.metricsOK == ok {
+		return
+	}
+	m.metricsOK = &ok
+	if ok {
+		klog.InfoS("RAP: resource metrics available; balancing adaptively")
+	} else {
+		klog.ErrorS(err, "RAP: cannot read resource metrics; balancing as round robin until they return (old samples expire)", "staleAfterS", m.rb.cfg.staleAfterS)
+	}
+}
+
+func (m *rapMonitor) listNodes(ctx context.Context) ([]v1.Node, error) {
+	c, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	list, err := m.client.CoreV1().Nodes().List(c, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list nodes: %v", err)
+	}
+	return list.Items, nil
+}
+
+// The parts of metrics.k8s.io/v1beta1 the monitor reads (no new module).
+type rapMetricsList struct {
+	Items []struct {
+		Metadata struct {
+			Name      string `json:"name"`
+			Namespace string `json:"namespace"`
+		} `json:"metadata"`
+		Usage      v1.ResourceList `json:"usage"`
+		Containers []struct {
+			Usage v1.ResourceList `json:"usage"`
+		} `json:"containers"`
+	} `json:"items"`
+}
+
+func (m *rapMonitor) getMetrics(ctx context.Context, path string) (*rapMetricsList, error) {
+	c, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	raw, err := m.client.CoreV1().RESTClient().Get().AbsPath(path).DoRaw(c)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %v", path, err)
+	}
+	var out rapMetricsList
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return nil, fmt.Errorf("GET %s: malformed metrics: %v", path, err)
+	}
+	return &out, nil
+}
+
+// fetchUsage reads pod and node usage and divides it by pod limits (or
+// requests) and node allocatable.
+func (m *rapMonitor) fetchUsage(ctx context.Context, nodes []v1.Node, nodesErr error) (map[string]rapUsage, map[string]rapUsage, error) {
+	if nodesErr != nil {
+		return nil, nil, nodesErr
+	}
+	c, cancel := context.WithTimeout(ctx, 10*time.Second)
+	podList, err := m.client.CoreV1().Pods("").List(c, metav1.ListOptions{FieldSelector: "status.phase=Running"})
+	cancel()
+	if err != nil {
+		return nil, nil, fmt.Errorf("list pods: %v", err)
+	}
+	podMetrics, err := m.getMetrics(ctx, "/apis/metrics.k8s.io/v1beta1/pods")
+	if err != nil {
+		return nil, nil, err
+	}
+	nodeMetrics, err := m.getMetrics(ctx, "/apis/metrics.k8s.io/v1beta1/nodes")
+	if err != nil {
+		return nil, nil, err
+	}
+	at := m.rb.now()
+	return podUsageByIP(podList.Items, podMetrics, at), nodeUsageByName(nodes, nodeMetrics, at), nil
+}
+
+// podIPs: every IP of the pod (PodIPs, else the older PodIP field).
+func podIPs(p *v1.Pod) []string {
+	var ips []string
+	for _, pip := range p.Status.PodIPs {
+		ips = append(ips, pip.IP)
+	}
+	if len(ips) == 0 && p.Status.PodIP != "" {
+		ips = append(ips, p.Status.PodIP)
+	}
+	return ips
+}
+
+// podCapacity is what a pod's use is a fraction of.
+type podCapacity struct {
+	ips      []string
+	cpu, mem float64 // milli-CPU, bytes; 0 when unknown
+}
+
+// podCapacities by "namespace/name". Host-network pods share their node's IP
+// and are skipped, as are pods without an IP.
+func podCapacities(pods []v1.Pod) map[string]podCapacity {
+	byName := make(map[string]podCapacity, len(pods))
+	for i := range pods {
+		p := &pods[i]
+		if p.Spec.HostNetwork {
+			continue
+		}
+		ips := podIPs(p)
+		if len(ips) == 0 {
+			continue
+		}
+		byName[p.Namespace+"/"+p.Name] = podCapacity{ips, containersCapacity(p, v1.ResourceCPU, true), containersCapacity(p, v1.ResourceMemory, false)}
+	}
+	return byName
+}
+
+// podUsageByIP: a pod's CPU and memory use as fractions of the sum of its
+// containers' limits (a container without a limit counts its request). A
+// resource some container has neither for is unknown and counts as 0 (unknown
+// is never overloaded); a pod with both unknown gets no sample.
+func podUsageByIP(pods []v1.Pod, metrics *rapMetricsList, at float64) map[string]rapUsage {
+	byName := podCapacities(pods)
+	out := map[string]rapUsage{}
+	for _, item := range metrics.Items {
+		cp, ok := byName[item.Metadata.Namespace+"/"+item.Metadata.Name]
+		if !ok || (cp.cpu <= 0 && cp.mem <= 0) {
+			continue
+		}
+		var cpuUsed, memUsed float64
+		for _, c := range item.Containers {
+			cpuUsed += quantity(c.Usage, v1.ResourceCPU, true)
+			memUsed += quantity(c.Usage, v1.ResourceMemory, false)
+		}
+		u := rapUsage{at: at}
+		if cp.cpu > 0 {
+			u.cpu = cpuUsed / cp.cpu
+		}
+		if cp.mem > 0 {
+			u.mem = memUsed / cp.mem
+		}
+		for _, ip := range cp.ips {
+			out[ip] = u
+		}
+	}
+	return out
+}
+
+func containersCapacity(p *v1.Pod, name v1.ResourceName, milli bool) float64 {
+	total := 0.0
+	for i := range p.Spec.Containers {
+		c := &p.Spec.Containers[i]
+		v := quantity(c.Resources.Limits, name, milli)
+		if v <= 0 {
+			v = quantity(c.Resources.Requests, name, milli)
+		}
+		if v <= 0 {
+			return 0
+		}
+		total += v
+	}
+	return total
+}
+
+func quantity(list v1.ResourceList, name v1.ResourceName, milli bool) float64 {
+	q, ok := list[name]
+	if !ok {
+		return 0
+	}
+	if milli {
+		return float64(q.MilliValue())
+	}
+	return float64(q.Value())
+}
+
+// nodeUsageByName: a node's CPU and memory use as fractions of allocatable.
+func nodeUsageByName(nodes []v1.Node, metrics *rapMetricsList, at float64) map[string]rapUsage {
+	alloc := make(map[string]v1.ResourceList, len(nodes))
+	for i := range nodes {
+		alloc[nodes[i].Name] = nodes[i].Status.Allocatable
+	}
+	out := map[string]rapUsage{}
+	for _, item := range metrics.Items {
+		a, ok := alloc[item.Metadata.Name]
+		if !ok {
+			continue
+		}
+		cpuCap, memCap := quantity(a, v1.ResourceCPU, true), quantity(a, v1.ResourceMemory, false)
+		if cpuCap <= 0 || memCap <= 0 {
+			continue
+		}
+		out[item.Metadata.Name] = rapUsage{
+			cpu: quantity(item.Usage, v1.ResourceCPU, true) / cpuCap,
+			mem: quantity(item.Usage, v1.ResourceMemory, false) / memCap,
+			at:  at,
+		}
+	}
+	return out
+}
+
+func internalIP(n *v1.Node) string {
+	for _, a := range n.Status.Addresses {
+		if a.Type == v1.NodeInternalIP {
+			return a.Address
+		}
+	}
+	return ""
+}
+
+// probeRTT times one TCP connect. A refused connection still took a round
+// trip and counts; anything else (a timeout, no route) is no sample.
+func (m *rapMonitor) probeRTT(ctx context.Context, name, addr string) (rapRTT, bool) {
+	c, cancel := context.WithTimeout(ctx, m.timeout)
+	defer cancel()
+	start := time.Now()
+	err := m.dial(c, addr)
+	elapsed := time.Since(start)
+	if err != nil && !errors.Is(err, syscall.ECONNREFUSED) {
+		klog.V(3).InfoS("RAP: RTT probe failed", "node", name, "addr", addr, "err", err)
+		return rapRTT{}, false
+	}
+	return rapRTT{ms: float64(elapsed) / float64(time.Millisecond), at: m.rb.now()}, true
+}
+
+// measureRTTs probes every other node's InternalIP on the RTT port, at most
+// 16 at a time so a large cluster costs bounded sockets. A node that does not
+// answer keeps its old sample.
+func (m *rapMonitor) measureRTTs(ctx context.Context, nodes []v1.Node, old map[string]rapRTT) map[string]rapRTT {
+	type result struct {
+		node string
+		rtt  rapRTT
+		ok   bool
+	}
+	results := make(chan result, len(nodes))
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	for i := range nodes {
+		n := &nodes[i]
+		ip := internalIP(n)
+		if n.Name == m.rb.localNode || ip == "" {
+			continue
+		}
+		wg.Add(1)
+		go func(name, addr string) {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			rtt, ok := m.probeRTT(ctx, name, addr)
+			results <- result{name, rtt, ok}
+		}(n.Name, net.JoinHostPort(ip, strconv.Itoa(m.rttPort)))
+	}
+	wg.Wait()
+	close(results)
+	out := make(map[string]rapRTT, len(nodes))
+	for r := range results {
+		if r.ok {
+			out[r.node] = r.rtt
+		} else if prev, ok := old[r.node]; ok {
+			out[r.node] = prev
+		}
+	}
+	return out
+}
