@@ -16,9 +16,17 @@ limitations under the License.
 
 package userspace
 
-// Tests of rap_config.go: the environment, and a bad value disabling RAP.
+// Tests of rap_config.go: the environment, a bad value disabling RAP, and
+// the Go settings against the project's one configuration table,
+// rap/schemas/rap-config.json.
 
 import (
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -73,6 +81,332 @@ func TestRAPConfigFromEnv(t *testing.T) {
 			if !strings.Contains(err.Error(), w) {
 				t.Errorf("%v: error %q does not mention %q", tc.env, err, w)
 			}
+		}
+	}
+}
+
+// rapTable is the part of rap/schemas/rap-config.json this test reads.
+type rapTable struct {
+	Fields []struct {
+		Name            string        `json:"name"`
+		Env             string        `json:"env"`
+		Type            string        `json:"type"`
+		Default         *float64      `json:"default"`
+		DefaultFactorOf []interface{} `json:"default_factor_of"`
+		Min             *float64      `json:"min"`
+		MinOpen         bool          `json:"min_open"`
+		Max             *float64      `json:"max"`
+		MaxOpen         bool          `json:"max_open"`
+	} `json:"fields"`
+	Constraints []struct {
+		Kind   string   `json:"kind"`
+		Fields []string `json:"fields"`
+	} `json:"constraints"`
+}
+
+func readRAPTable(t *testing.T) *rapTable {
+	t.Helper()
+	repo := os.Getenv("RAP_REPO")
+	if repo == "" {
+		t.Fatal("RAP_REPO is not set: set it to the repo's root, whose rap/schemas/rap-config.json is the table this test checks rap_config.go against (invoke test-proxy sets it)")
+	}
+	path := filepath.Join(repo, "rap", "schemas", "rap-config.json")
+	var table rapTable
+	rapReadJSON(t, path, "the configuration table", &table)
+	if len(table.Fields) == 0 {
+		t.Fatalf("%s: no fields", path)
+	}
+	return &table
+}
+
+// rapGoFields: every Go setting by the table's field name, with its
+// environment variable and its value in cfg (port for the RTT port).
+func rapGoFields(cfg rapConfig, port int) map[string]rapGoField {
+	out := map[string]rapGoField{"rtt_port": {rttPortEnv, float64(port)}}
+	for _, s := range cfg.settings() {
+		out[s.field] = rapGoField{s.env, *s.dst}
+	}
+	return out
+}
+
+type rapGoField struct {
+	env   string
+	value float64
+}
+
+// rapParseEnv reads env as kube-proxy would: the decision settings, then the
+// monitor's RTT port.
+func rapParseEnv(env map[string]string) (rapConfig, int, error) {
+	get := func(k string) string { return env[k] }
+	cfg, err := rapConfigFromEnv(get)
+	if err != nil {
+		return cfg, 0, err
+	}
+	port, err := rapRTTPortFromEnv(get)
+	return cfg, port, err
+}
+
+// rapFormat writes v as an environment variable would hold it.
+func rapFormat(v float64, integer bool) string {
+	if integer {
+		return strconv.Itoa(int(v))
+	}
+	return strconv.FormatFloat(v, 'g', -1, 64)
+}
+
+func TestRAPConfigTable(t *testing.T) {
+	table := readRAPTable(t)
+	goDefaults := rapGoFields(defaultRAPConfig(), defaultRTTPort)
+
+	t.Run("fields and environment names", func(t *testing.T) {
+		seen := map[string]bool{}
+		for _, f := range table.Fields {
+			seen[f.Name] = true
+			g, ok := goDefaults[f.Name]
+			if !ok {
+				t.Errorf("table field %s (%s) has no Go setting in rap_config.go", f.Name, f.Env)
+			} else if g.env != f.Env {
+				t.Errorf("%s: Go reads %s, the table says %s", f.Name, g.env, f.Env)
+			}
+		}
+		for name, g := range goDefaults {
+			if !seen[name] {
+				t.Errorf("Go setting %s (%s) is not in rap/schemas/rap-config.json", name, g.env)
+			}
+		}
+	})
+
+	t.Run("defaults", func(t *testing.T) {
+		parsed, port, err := rapParseEnv(nil)
+		if err != nil {
+			t.Fatalf("empty environment rejected: %v", err)
+		}
+		fromEnv := rapGoFields(parsed, port)
+		for _, f := range table.Fields {
+			if f.Default == nil {
+				continue
+			}
+			if g := goDefaults[f.Name]; g.value != *f.Default {
+				t.Errorf("%s: Go default %v, the table says %v", f.Name, g.value, *f.Default)
+			}
+			if got := fromEnv[f.Name].value; got != *f.Default {
+				t.Errorf("%s unset: read as %v, the table's default is %v", f.Env, got, *f.Default)
+			}
+		}
+	})
+
+	t.Run("derived defaults", func(t *testing.T) {
+		for _, f := range table.Fields {
+			if f.DefaultFactorOf == nil {
+				continue
+			}
+			base, _ := f.DefaultFactorOf[0].(string)
+			factor, _ := f.DefaultFactorOf[1].(float64)
+			if f.Default != nil || base == "" || factor == 0 {
+				t.Fatalf("%s: default_factor_of %v: want [field, factor] and a null default", f.Name, f.DefaultFactorOf)
+			}
+			baseEnv := goDefaults[base].env
+			if got, want := goDefaults[f.Name].value, factor*goDefaults[base].value; got != want {
+				t.Errorf("%s: Go default %v, the table says %v x %s = %v", f.Name, got, factor, base, want)
+			}
+			cfg, port, err := rapParseEnv(map[string]string{baseEnv: "2"})
+			if got := rapGoFields(cfg, port)[f.Name].value; err != nil || got != factor*2 {
+				t.Errorf("%s=2: %s read as %v (err %v), the table says %v x 2", baseEnv, f.Env, got, err, factor)
+			}
+		}
+	})
+
+	t.Run("ranges", func(t *testing.T) {
+		for _, f := range table.Fields {
+			for _, c := range rapRangeCases(f.Type == "integer", f.Min, f.MinOpen, f.Max, f.MaxOpen) {
+				raw := rapFormat(c.value, f.Type == "integer")
+				cfg, port, err := rapParseEnv(map[string]string{f.Env: raw})
+				switch {
+				case c.accept && err != nil:
+					t.Errorf("%s=%s (%s): rejected, the table allows it: %v", f.Env, raw, c.what, err)
+				case c.accept && rapGoFields(cfg, port)[f.Name].value != c.value:
+					t.Errorf("%s=%s (%s): read as %v", f.Env, raw, c.what, rapGoFields(cfg, port)[f.Name].value)
+				case !c.accept && err == nil:
+					t.Errorf("%s=%s (%s): accepted, the table does not allow it", f.Env, raw, c.what)
+				case !c.accept && !strings.Contains(err.Error(), f.Env):
+					t.Errorf("%s=%s (%s): error %q does not name the variable", f.Env, raw, c.what, err)
+				case !c.accept && !strings.Contains(err.Error(), rapRangeText(f.Min, f.MinOpen, f.Max, f.MaxOpen)):
+					t.Errorf("%s=%s (%s): error %q does not state the table's range %s", f.Env, raw, c.what, err,
+						rapRangeText(f.Min, f.MinOpen, f.Max, f.MaxOpen))
+				}
+			}
+		}
+	})
+
+	t.Run("constraints", func(t *testing.T) {
+		envOf := map[string]string{}
+		for _, f := range table.Fields {
+			envOf[f.Name] = f.Env
+		}
+		for _, c := range table.Constraints {
+			if c.Kind != "sum_positive" {
+				t.Errorf("constraint %q over %v: this test does not know the kind; check it and add it here", c.Kind, c.Fields)
+				continue
+			}
+			zero := map[string]string{}
+			for _, name := range c.Fields {
+				zero[envOf[name]] = "0"
+			}
+			if _, _, err := rapParseEnv(zero); err == nil {
+				t.Errorf("%v all 0: accepted, the table requires a positive sum", c.Fields)
+			} else {
+				for _, name := range c.Fields {
+					if !strings.Contains(err.Error(), envOf[name]) {
+						t.Errorf("%v all 0: error %q does not name %s", c.Fields, err, envOf[name])
+					}
+				}
+			}
+			for _, name := range c.Fields {
+				one := map[string]string{}
+				for k, v := range zero {
+					one[k] = v
+				}
+				one[envOf[name]] = "1e-06"
+				if _, _, err := rapParseEnv(one); err != nil {
+					t.Errorf("only %s > 0: rejected, the sum is positive: %v", name, err)
+				}
+			}
+		}
+	})
+
+	t.Run("every tuning variable read is in the table", func(t *testing.T) {
+		read := map[string]bool{}
+		record := func(k string) string { read[k] = true; return "" }
+		rapConfigFromEnv(record)
+		rapRTTPortFromEnv(record)
+		inTable := map[string]bool{}
+		for _, f := range table.Fields {
+			inTable[f.Env] = true
+			if !read[f.Env] {
+				t.Errorf("%s is in the table but rap_config.go never reads it", f.Env)
+			}
+		}
+		for k := range read {
+			if !inTable[k] {
+				t.Errorf("rap_config.go reads %s for tuning, but it is not in rap/schemas/rap-config.json", k)
+			}
+		}
+		rapCheckSourcesEnv(t, inTable)
+	})
+}
+
+// rapRangeCase is one value just inside or at/just outside a range's end.
+type rapRangeCase struct {
+	what   string
+	value  float64
+	accept bool
+}
+
+// rapRangeCases: for each end, a value just inside is accepted and the end
+// itself (open) or a value just beyond it (closed) is rejected; an end the
+// table leaves out is tried with a far value, which must be accepted.
+func rapRangeCases(integer bool, min *float64, minOpen bool, max *float64, maxOpen bool) []rapRangeCase {
+	step := func(v float64) float64 {
+		if integer {
+			return 1
+		}
+		return 1e-6 * math.Max(1, math.Abs(v))
+	}
+	var out []rapRangeCase
+	if min == nil {
+		out = append(out, rapRangeCase{"no lower bound", -1e9, true})
+	} else if minOpen {
+		out = append(out, rapRangeCase{"open min, just inside", *min + step(*min), true},
+			rapRangeCase{"open min itself", *min, false})
+	} else {
+		out = append(out, rapRangeCase{"closed min itself", *min, true},
+			rapRangeCase{"closed min, just outside", *min - step(*min), false})
+	}
+	if max == nil {
+		out = append(out, rapRangeCase{"no upper bound", 1e9, true})
+	} else if maxOpen {
+		out = append(out, rapRangeCase{"open max, just inside", *max - step(*max), true},
+			rapRangeCase{"open max itself", *max, false})
+	} else {
+		out = append(out, rapRangeCase{"closed max itself", *max, true},
+			rapRangeCase{"closed max, just outside", *max + step(*max), false})
+	}
+	return out
+}
+
+// rapRangeText: the range as rap_config.go's errors state it: "> 0",
+// ">= 0", "(0, 1]", "[1, 65535]".
+func rapRangeText(min *float64, minOpen bool, max *float64, maxOpen bool) string {
+	num := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+	switch {
+	case min != nil && max != nil:
+		lo, hi := "[", "]"
+		if minOpen {
+			lo = "("
+		}
+		if maxOpen {
+			hi = ")"
+		}
+		return lo + num(*min) + ", " + num(*max) + hi
+	case min != nil && minOpen:
+		return "> " + num(*min)
+	case min != nil:
+		return ">= " + num(*min)
+	case max != nil && maxOpen:
+		return "< " + num(*max)
+	case max != nil:
+		return "<= " + num(*max)
+	}
+	return ""
+}
+
+// rapNotTuning: variables the patch reads that are not settings of the
+// table: who this node is and how the monitor reaches the API server.
+var rapNotTuning = map[string]bool{"RAP_NODE_NAME": true, "RAP_KUBECONFIG": true, "RAP_ENABLE_MONITOR": true}
+
+// rapCheckSourcesEnv: every RAP_* name quoted in the patch's non-test Go files
+// is a table variable or one of rapNotTuning, and rap_config.go's opening
+// comment documents every table variable. The files are those of
+// $RAP_GO_SOURCE's directory when set (the tree under test), else the repo's
+// rap_patch.
+func rapCheckSourcesEnv(t *testing.T, inTable map[string]bool) {
+	t.Helper()
+	dir := filepath.Join(os.Getenv("RAP_REPO"), "rap_patch")
+	if src := os.Getenv("RAP_GO_SOURCE"); src != "" {
+		dir = filepath.Dir(src)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.go"))
+	quoted := regexp.MustCompile(`"(RAP_[A-Z0-9_]+)"`)
+	var configText string
+	for _, path := range files {
+		if strings.HasSuffix(path, "_test.go") {
+			continue
+		}
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if filepath.Base(path) == "rap_config.go" {
+			configText = string(raw)
+		}
+		for _, m := range quoted.FindAllStringSubmatch(string(raw), -1) {
+			if !inTable[m[1]] && !rapNotTuning[m[1]] {
+				t.Errorf("%s reads %s: add it to rap/schemas/rap-config.json (a setting) or to rapNotTuning", filepath.Base(path), m[1])
+			}
+		}
+	}
+	if configText == "" {
+		t.Fatalf("%s: no rap_config.go", dir)
+	}
+	var names []string
+	for env := range inTable {
+		names = append(names, env)
+	}
+	sort.Strings(names)
+	header := configText[:strings.Index(configText, "\npackage ")]
+	for _, env := range names {
+		if !regexp.MustCompile(`\b` + env + `\b`).MatchString(header) {
+			t.Errorf("rap_config.go's opening comment does not document %s", env)
 		}
 	}
 }
