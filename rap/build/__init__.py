@@ -41,10 +41,5 @@ class BuildOptionError(BuildError, OptionError):
     """A bad build option (e.g. --push without --image), found before anything is built. Exit 2."""
 
 
-def status() -> Status:
-    """The build's progress printer, ``[build] ...`` lines.
-
-    Made per use rather than once at import, so that it prints to whatever
-    sys.stdout is now (pytest's capture, a redirected log).
-    """
-    return Status("build")
+# The build's one progress printer: ``[build] step 2/4 swap: ...`` lines on stdout.
+status = Status("build")

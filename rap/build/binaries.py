@@ -69,7 +69,7 @@ def build_binary(tree: Tree, pkg: str, out_name: str, git_version: str,
     stamp = _stamp(tree, pkg, ldflags, overlay)
     if (not force and tree.immutable and out.is_file() and stamp_file.is_file()
             and stamp_file.read_text().strip() == stamp):
-        status().say(f"{out_name}: up to date ({out}), inputs unchanged")
+        status.say(f"{out_name}: up to date ({out}), inputs unchanged")
         return out
     args = ["build", "-mod=mod", "-buildvcs=false", "-trimpath", "-ldflags", ldflags,
             "-o", str(out) + ".tmp"]
@@ -80,7 +80,7 @@ def build_binary(tree: Tree, pkg: str, out_name: str, git_version: str,
     run_go([*args, pkg], tree.build_dir, tree.env, f"build {out_name} ({git_version})")
     os.replace(str(out) + ".tmp", out)
     stamp_file.write_text(stamp + "\n")
-    status().say(f"{out_name}: built in {time.monotonic() - started:.0f}s -> {out}")
+    status.say(f"{out_name}: built in {time.monotonic() - started:.0f}s -> {out}")
     return out
 
 
@@ -97,17 +97,17 @@ def build_kube_proxy(k8s_src: Path | str | None = None, rap: bool = True,
     tree = prepare_tree(k8s_src)
     built: dict[str, Path] = {}
     if rap_file is not None:
-        status().step(2, 4, f"swap: {tree.userspace_dir / SWAPPED_FILE} -> {rap_file} (overlay)")
+        status.step(2, 4, f"swap: {tree.userspace_dir / SWAPPED_FILE} -> {rap_file} (overlay)")
         overlay = write_overlay(tree, "build", rap_file)
-        status().step(3, 4, "build: kube-proxy (RAP)")
+        status.step(3, 4, "build: kube-proxy (RAP)")
         built["kube-proxy"] = build_binary(tree, KUBE_PROXY_PKG, "kube-proxy",
                                            tree.version + RAP_VERSION_SUFFIX, overlay, force)
     if stock:
-        status().step(3, 4, "build: kube-proxy-stock (upstream round robin, no swap)")
+        status.step(3, 4, "build: kube-proxy-stock (upstream round robin, no swap)")
         built["kube-proxy-stock"] = build_binary(tree, KUBE_PROXY_PKG, "kube-proxy-stock",
                                                  tree.version, None, force)
     for name, path in built.items():
-        status().say(f"done: {name} at {path}")
+        status.say(f"done: {name} at {path}")
     return built
 
 
@@ -117,9 +117,9 @@ def build_apiserver(k8s_src: Path | str | None = None, force: bool = False) -> P
     generated = generate_openapi(tree)
     target = tree.src / "pkg/generated/openapi" / OPENAPI_FILE
     overlay = write_replace_overlay(tree, "apiserver", {str(target): str(generated)})
-    status().say("build: kube-apiserver (same source, stock, generated openapi added by overlay)")
+    status.say("build: kube-apiserver (same source, stock, generated openapi added by overlay)")
     path = build_binary(tree, KUBE_APISERVER_PKG, "kube-apiserver", tree.version, overlay, force)
-    status().say(f"done: kube-apiserver at {path}")
+    status.say(f"done: kube-apiserver at {path}")
     return path
 
 

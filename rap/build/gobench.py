@@ -42,7 +42,7 @@ def run(rounds: int = 5) -> dict[str, dict[str, float]]:
     rap = write_overlay(tree, "bench-rap", rap_go_path(), project_test_files())
     samples: dict[str, dict[str, list[float]]] = {"stock": defaultdict(list), "rap": defaultdict(list)}
     for i in range(rounds):
-        status().say(f"round {i + 1}/{rounds}: stock, then RAP")
+        status.say(f"round {i + 1}/{rounds}: stock, then RAP")
         for name, overlay, pattern in (("stock", stock, "^BenchmarkNextEndpoint$"),
                                        ("rap", rap, "NextEndpoint")):
             for bench, ns in _run(tree, overlay, pattern).items():

@@ -32,8 +32,8 @@ def test_proxy(k8s_src: Path | str | None = None, rap_go: Path | str | None = No
     tree = prepare_tree(k8s_src)
     tests = project_test_files() if project_tests else []
     tests += [Path(p).resolve() for p in extra_test_files]
-    status().step(2, 4, f"swap: {tree.userspace_dir / SWAPPED_FILE} -> {rap_file} (overlay), "
-                        f"plus {len(tests)} project test file(s): {', '.join(p.name for p in tests) or 'none'}")
+    status.step(2, 4, f"swap: {tree.userspace_dir / SWAPPED_FILE} -> {rap_file} (overlay), "
+                      f"plus {len(tests)} project test file(s): {', '.join(p.name for p in tests) or 'none'}")
     overlay = write_overlay(tree, "test", rap_file, tests)
     env = dict(tree.env)
     # The project's tests run with the package dir as cwd (inside the source
@@ -49,10 +49,10 @@ def test_proxy(k8s_src: Path | str | None = None, rap_go: Path | str | None = No
         args.append("-v")
     if run:
         args += ["-run", run]
-    status().step(4, 4, f"test: upstream {USERSPACE_PKG} tests on the swapped tree")
+    status.step(4, 4, f"test: upstream {USERSPACE_PKG} tests on the swapped tree")
     started = time.monotonic()
     run_go([*args, USERSPACE_PKG], tree.build_dir, env, "go test userspace")
-    status().say(f"tests passed in {time.monotonic() - started:.0f}s")
+    status.say(f"tests passed in {time.monotonic() - started:.0f}s")
 
 
 # Not a pytest test, whatever its name says.

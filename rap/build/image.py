@@ -22,6 +22,7 @@ NO_ENGINE_HINT = (
     "DOCKER_HOST (e.g. DOCKER_HOST=unix:///run/docker.sock or "
     "DOCKER_HOST=ssh://user@host), then run again; or build without --image."
 )
+status = Status("image")
 
 
 class ImageError(BuildError):
@@ -61,7 +62,6 @@ def build_image(ref: str, binary: Path | None = None, push: bool = False) -> str
         raise ImageError(f"{binary} not found: build kube-proxy first (invoke build-proxy)")
     client = docker_client()
     context = binary.parent
-    status = Status("image")
     status.say(f"building {ref} from {DOCKERFILE} (context {context})")
     # The Dockerfile lives outside the context; the SDK sends it along.
     image, logs = client.images.build(path=str(context), dockerfile=str(DOCKERFILE),

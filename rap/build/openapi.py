@@ -96,7 +96,7 @@ def generate_openapi(tree: Tree) -> Path:
                          (tree.build_dir / "go.mod").read_text()]).encode()).hexdigest()
     stamp = gen_root / "inputs.sha256"
     if tree.immutable and out.is_file() and stamp.is_file() and stamp.read_text().strip() == key:
-        status().say(f"openapi: up to date ({out})")
+        status.say(f"openapi: up to date ({out})")
         return out
     tool = tree.build_dir / "bin" / "openapi-gen"
     run_go(["build", "-mod=mod", "-buildvcs=false", "-o", str(tool), OPENAPI_GEN_PKG],
@@ -106,7 +106,7 @@ def generate_openapi(tree: Tree) -> Path:
     cmd = [str(tool), "--logtostderr", "-i", ",".join(packages), "-p", OPENAPI_PKG,
            "-O", OPENAPI_FILE[:-3], "-h", str(tree.src / "hack/boilerplate/boilerplate.generatego.txt"),
            "-o", str(gen_root), "-r", str(gen_root / "api-rule-violations.report")]
-    status().say(f"openapi: generating {OPENAPI_FILE} from {len(packages)} packages (about a minute)")
+    status.say(f"openapi: generating {OPENAPI_FILE} from {len(packages)} packages (about a minute)")
     proc = subprocess.run(cmd, cwd=tree.build_dir, env=env, text=True, capture_output=True)
     if proc.returncode != 0 or not out.is_file():
         raise BuildError(f"openapi-gen failed (exit {proc.returncode}): {proc.stderr[-2000:]}")

@@ -182,7 +182,7 @@ def _scratch_copy(module_dir: Path, dest: Path) -> None:
     marker = dest.parent / (dest.name + ".complete")
     if dest.is_dir() and marker.is_file():
         return
-    status().say(f"scratch copy of {module_dir} -> {dest} (overlays may not touch GOMODCACHE)")
+    status.say(f"scratch copy of {module_dir} -> {dest} (overlays may not touch GOMODCACHE)")
     tmp = dest.parent / (dest.name + ".partial")
     for stale in (tmp, dest):
         if stale.exists():
@@ -247,7 +247,7 @@ def _src_version(path: Path) -> str:
     tag = out.stdout.strip()
     if out.returncode == 0 and tag.startswith("v1."):
         if not tag.startswith("v1.21."):
-            status().warn(f"{path} is at {tag}, not a 1.21 release; RAP targets 1.21")
+            status.warn(f"{path} is at {tag}, not a 1.21 release; RAP targets 1.21")
         return tag
     return K8S_VERSION
 
@@ -261,8 +261,8 @@ def prepare_tree(k8s_src: Path | str | None = None) -> Tree:
         version = K8S_VERSION
         build_dir = cache / f"k8s-{version}"
         build_dir.mkdir(parents=True, exist_ok=True)
-        status().step(1, 4, f"source: k8s.io/kubernetes@{version} via the Go module proxy "
-                            f"(GOMODCACHE {env['GOMODCACHE']})")
+        status.step(1, 4, f"source: k8s.io/kubernetes@{version} via the Go module proxy "
+                          f"(GOMODCACHE {env['GOMODCACHE']})")
         info = _download_module(env, cache, version)
         k8s_go_mod = Path(info["GoMod"]).read_text()
         src = build_dir / "src"
@@ -278,7 +278,7 @@ def prepare_tree(k8s_src: Path | str | None = None) -> Tree:
         key = hashlib.sha256(str(src).encode()).hexdigest()[:12]
         build_dir = cache / f"k8s-src-{key}"
         build_dir.mkdir(parents=True, exist_ok=True)
-        status().step(1, 4, f"source: checkout {src} ({version})")
+        status.step(1, 4, f"source: checkout {src} ({version})")
         go_mod = render_go_mod(k8s_go_mod, K8S_VERSION, k8s_src=src)
     write_if_changed(build_dir / "go.mod", go_mod)
     # go.sum is filled in by -mod=mod on the first build and reused after.

@@ -60,7 +60,7 @@ def go_env(cache: Path) -> dict[str, str]:
 def run_go(args: list[str], cwd: Path, env: dict[str, str], what: str, capture: bool = False) -> str:
     """Run one go command, streaming its output; raise BuildError naming the step."""
     cmd = [find_go(), *args]
-    status().say(f"{what}: {' '.join(cmd)}  (in {cwd})")
+    status.say(f"{what}: {' '.join(cmd)}  (in {cwd})")
     try:
         proc = subprocess.run(
             cmd, cwd=cwd, env=env, text=True,

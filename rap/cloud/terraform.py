@@ -13,6 +13,8 @@ import subprocess
 from collections import Counter
 from pathlib import Path
 
+from rap.build import BuildError
+from rap.build.toolchain import find_go
 from rap.cloud import CloudError
 from rap.paths import REPO, cache_dir
 from rap.status import Status
@@ -77,14 +79,16 @@ def install_terraform(go: str | None = None, force: bool = False) -> Path:
     """
     target = cached_terraform()
     if target.is_file():
+        _status.say(f"terraform {TERRAFORM_VERSION} already built: {target}")
         return target
     on_path = shutil.which("terraform")
     if on_path and not force and (1, 5) <= (terraform_version(on_path) or (0,)) < (2,):
         _status.say(f"using terraform on PATH: {on_path}")
         return Path(on_path)
-    go = go or shutil.which("go")
-    if not go:
-        raise CloudError("building terraform needs Go (1.20 or newer) on PATH: install the `golang` package, or install terraform yourself")
+    try:
+        go = go or find_go()  # the project's one Go lookup (rap.build.toolchain)
+    except BuildError as exc:
+        raise CloudError(f"building terraform needs Go (1.20 or newer): {exc}; or install terraform yourself") from None
     target.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "GOBIN": str(target.parent), "GOFLAGS": "-mod=mod"}
     cmd = [go, "install", f"{TERRAFORM_MODULE}@v{TERRAFORM_VERSION}"]

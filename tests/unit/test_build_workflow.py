@@ -86,5 +86,5 @@ def test_python_m_rap_build_error_is_one_line(monkeypatch, capsys):
 def test_progress_lines_are_build_status_lines_on_the_current_stdout(capsys):
     from rap.build import status
 
-    status().step(1, 4, "source: k8s.io/kubernetes@v1.21.14")
+    status.step(1, 4, "source: k8s.io/kubernetes@v1.21.14")
     assert capsys.readouterr().out == "[build] step 1/4 source: k8s.io/kubernetes@v1.21.14\n"

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from rap.build import toolchain
 from rap.cloud import CloudError
 from rap.cloud import cluster, terraform
 from rap.cloud.config import CloudConfig, parse_zones, validate
@@ -191,6 +192,8 @@ def test_inventory_rejects_bad_outputs(mutate, message):
 def test_missing_terraform_says_how_to_install(monkeypatch, tmp_path):
     monkeypatch.setenv("RAP_CACHE", str(tmp_path))
     monkeypatch.setattr(terraform.shutil, "which", lambda name: None)
+    # Go is looked up by rap.build.toolchain.find_go: PATH (shutil.which), then /usr/local/go.
+    monkeypatch.setattr(toolchain, "Path", lambda p: Path("/nonexistent/go"))
     with pytest.raises(CloudError, match="invoke install-terraform"):
         terraform.require_terraform()
     with pytest.raises(CloudError, match="needs Go"):
