@@ -25,7 +25,7 @@ package userspace
 // with fresh metrics (RAP tree only).
 //
 // Side by side, from a build module that requires k8s.io/kubernetes v1.21.14
-// with the package dir copied out of GOMODCACHE (as rap/proxybuild.py's
+// with the package dir copied out of GOMODCACHE (as rap/build/'s
 // scratch tree is; go refuses overlays beneath GOMODCACHE), with U the
 // scratch tree's pkg/proxy/userspace and P this repo's rap_patch:
 //
@@ -42,7 +42,7 @@ package userspace
 //	    k8s.io/kubernetes/pkg/proxy/userspace | tee rap.txt
 //	benchstat stock.txt rap.txt   # BenchmarkNextEndpoint/* lines pair up
 //
-// (rap/proxybuild.py's scratch tree and build module under the project cache
+// (rap/build/'s scratch tree and build module under the project cache
 // work for this; point U at its pkg/proxy/userspace.)
 
 import (

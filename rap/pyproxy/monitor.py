@@ -1,6 +1,6 @@
 """RAP's monitor: metrics.k8s.io usage, core-API limits and allocatable, RTTs -> a ``Snapshot``.
 
-The same reading as rap.go's monitor (rap_patch/rap.go): a pod's use is a
+The same reading as rap.go's monitor (rap_patch/rap_monitor.go): a pod's use is a
 fraction of the sum of its containers' limits (a container without a limit
 counts its request); a node's use is a fraction of its allocatable; the RTT to
 a node is the TCP connect time to its InternalIP on the RTT port (a refused
