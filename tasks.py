@@ -161,7 +161,7 @@ def build_proxy(c, k8s_src=None, stock=False, test=True, apiserver=False, image=
     from rap.build import workflow
 
     opts = _run(workflow.parse_options, k8s_src, stock=stock, test=test, apiserver=apiserver,
-                       image_ref=image, push=push, force=force)
+                image_ref=image, push=push, force=force)
     print(workflow.summary(_run(workflow.build_proxy, opts)))
 
 

@@ -79,10 +79,14 @@ def overlay_map(package_dir: Path, rap_go: Path, test_files: list[Path] = (),
     return replace
 
 
+def patch_map(package_dir: Path, rap_go: Path, test_files: list[Path] = ()) -> dict[str, str]:
+    """The "Replace" map of the whole patch: rap.go, its added files, and ``test_files``."""
+    return overlay_map(package_dir, rap_go, list(test_files), added_files(rap_go))
+
+
 def write_overlay(tree: Tree, name: str, rap_go: Path, test_files: list[Path] = ()) -> Path:
-    """The overlay of the whole patch: rap.go, its added files, and ``test_files``."""
-    replace = overlay_map(tree.userspace_dir, rap_go, list(test_files), added_files(rap_go))
-    return write_replace_overlay(tree, name, replace)
+    """The overlay of the whole patch (``patch_map``) for the tree, written to its build dir."""
+    return write_replace_overlay(tree, name, patch_map(tree.userspace_dir, rap_go, test_files))
 
 
 def write_replace_overlay(tree: Tree, name: str, replace: dict[str, str]) -> Path:

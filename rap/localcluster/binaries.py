@@ -18,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from rap.build.binaries import KUBE_PROXY_PKG, RAP_VERSION_SUFFIX, build_binary
-from rap.build.overlay import overlay_map, rap_go_path, write_replace_overlay
+from rap.build.overlay import patch_map, rap_go_path, write_replace_overlay
 from rap.build.source import prepare_tree
 from rap.paths import BUILD_DIR, build_out_dir
 
@@ -56,7 +56,7 @@ def build_local_variants(kinds=("rap", "stock")) -> dict[str, Path]:
         replace = {rlimit_target: str(RLIMIT_PATCH)}
         version = tree.version
         if kind == "rap":
-            replace.update(overlay_map(tree.userspace_dir, rap_go_path()))
+            replace.update(patch_map(tree.userspace_dir, rap_go_path()))
             version += RAP_VERSION_SUFFIX
         overlay = write_replace_overlay(tree, f"local-{kind}", replace)
         name = f"{NAMES[kind]}-nofile"

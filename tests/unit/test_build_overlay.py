@@ -82,3 +82,17 @@ def test_overlay_refuses_an_added_file_that_would_shadow_upstream(tmp_path):
     (pkg / "loadbalancer.go").write_text("package userspace\n")
     with pytest.raises(BuildError, match="loadbalancer.go; rename the project's added file"):
         overlay.overlay_map(pkg, tmp_path / "rap.go", extra_files=[tmp_path / "loadbalancer.go"])
+
+
+def test_patch_map_is_the_whole_patch(tmp_path):
+    # What the local cluster's -nofile variants overlay too: not rap.go alone.
+    pkg = tmp_path / "userspace"
+    pkg.mkdir()
+    patch = tmp_path / "patch"
+    patch.mkdir()
+    for name in ("rap.go", "rap_decide.go", "rap_decide_test.go"):
+        (patch / name).write_text("package userspace\n")
+    rap_go = (patch / "rap.go").resolve()
+    got = overlay.patch_map(pkg, rap_go)
+    assert got == {str(pkg / "roundrobin.go"): "", str(pkg / "rap.go"): str(rap_go),
+                   str(pkg / "rap_decide.go"): str(patch / "rap_decide.go")}
