@@ -10,7 +10,7 @@ shape is what it is.
 
 The scenarios themselves are data, in scenarios.toml beside this module;
 here are their types, their loading and their validation. Every scenario
-runs the same load against the same three policies (see POLICIES) on one
+runs the same load against the same policies (see POLICIES) on one
 cluster shape; the runner switches the proxy in place between runs.
 """
 
@@ -22,15 +22,25 @@ from pathlib import Path
 
 from rap.errors import OptionError
 
-# label -> (local cluster proxy kind, Python policy). "round-robin" is the
-# upstream kube-proxy v1.21 userspace proxy; "rap" is that kube-proxy with
-# rap.go; "least-request" is the project's Python userspace proxy (P2C).
+# label -> (local cluster proxy kind, Python policy); the kinds are those of
+# rap.localcluster.proxykinds. "round-robin" is upstream kube-proxy v1.21 in
+# userspace mode; "rap" is that kube-proxy with rap.go; "least-request" is the
+# project's Python userspace proxy (two random choices); the others are what a
+# user would run instead of RAP: kube-proxy's default iptables mode, node-local
+# routing, and HAProxy.
 POLICIES: dict[str, tuple[str, str]] = {
     "round-robin": ("stock", "rap"),
     "rap": ("rap", "rap"),
     "least-request": ("python", "least-request"),
+    "iptables": ("iptables", "rap"),
+    "local-only": ("local-only", "rap"),
+    "haproxy": ("haproxy", "rap"),
+    "haproxy-leastconn": ("haproxy-leastconn", "rap"),
 }
 BASELINE = "round-robin"
+# RAP is compared with the best of these, metric by metric (the lowest p50, the
+# lowest p95, the highest throughput: often three different peers).
+PEERS = ("iptables", "local-only", "haproxy", "haproxy-leastconn", "least-request")
 MAX_DURATION_S = 120
 MAX_REPS = 20
 MAX_RATE = 2000
@@ -232,7 +242,7 @@ def plan(names: list[str], *, quick: bool = False, duration: float | None = None
 
 
 def policy_order(rep: int, policies: list[str] | None = None) -> list[str]:
-    """Rep 0: rr, rap, lr; rep 1: rap, lr, rr; ... (rotated so no policy always runs first)."""
+    """Rep 0: POLICIES in order; rep 1: rotated by one; ... (so that no policy always runs first)."""
     p = list(policies or POLICIES)
     k = rep % len(p)
     return p[k:] + p[:k]

@@ -17,13 +17,12 @@ from pathlib import Path
 from rap.config import DEFAULT_RTT_PORT
 from rap.errors import UserError
 from rap.localcluster import config as cfg
-from rap.localcluster import metrics, netdelay, netns, objects, pki, procs, state, workload
+from rap.localcluster import metrics, netdelay, netns, objects, pki, procs, proxykinds, state, workload
 from rap.localcluster.sh import ToolError, quiet, require_tool
 from rap.localcluster.teardown import teardown
 from rap.paths import build_out_dir
 from rap.status import Status
 
-PROXY_BINARIES = {"rap": "kube-proxy", "stock": "kube-proxy-stock"}
 RTT_PORT = DEFAULT_RTT_PORT  # what every node answers on and RAP probes (rap/schemas/rap-config.json)
 
 
@@ -49,16 +48,19 @@ def preflight(c: cfg.ClusterConfig) -> dict[str, Path]:
         raise LocalClusterError(str(exc)) from None
     out = build_out_dir()
     needed = {"kube-apiserver": (out / "kube-apiserver", "--apiserver")}
-    if c.proxy in PROXY_BINARIES:
-        flag = "--stock" if c.proxy == "stock" else ""
-        needed["kube-proxy"] = (out / PROXY_BINARIES[c.proxy], flag)
+    build = proxykinds.kind(c.proxy).build
+    if build is not None:
+        needed["kube-proxy"] = (out / proxykinds.BINARIES[build], "--stock" if build == "stock" else "")
     for name, (path, flag) in needed.items():
         if not path.exists():
             command = " ".join(["invoke build-proxy", flag]).strip()
             raise LocalClusterError(f"{path} is not built yet: run `{command}`")
     found = {name: path for name, (path, _) in needed.items()}
-    if c.proxy in PROXY_BINARIES:
-        found["kube-proxy"] = _local_kube_proxy(c.proxy)
+    if build is not None:
+        found["kube-proxy"] = _local_kube_proxy(build)
+    if proxykinds.kind(c.proxy).balance is not None:
+        from rap.localcluster import haproxy
+        haproxy.preflight()
     return found
 
 
@@ -159,13 +161,20 @@ def write_metrics_registry(runtime: Path, st: state.ClusterState) -> None:
     metrics.write_registry(runtime / "metrics-registry.json", nodes, pods)
 
 
-def proxy_argv(c: cfg.ClusterConfig, st: state.ClusterState, i: int, binary: Path | None) -> list[str]:
+def proxy_argv(c: cfg.ClusterConfig, st: state.ClusterState, i: int, binary: Path | None,
+               runtime: Path | None = None) -> list[str]:
     node = cfg.node_name(i)
-    if c.proxy == "python":
+    kind = proxykinds.kind(c.proxy)
+    if kind.name == "python":
         return [sys.executable, "-m", "rap.pyproxy", "--kubeconfig", st.kubeconfig, "--node", node,
                 "--bind-address", cfg.node_ip(i), "--policy", c.python_policy,
                 "--rap-period-s", str(c.rap_period_s), "--rtt-port", str(RTT_PORT)]
-    return [str(binary), f"--kubeconfig={st.kubeconfig}", "--proxy-mode=userspace",
+    if kind.balance is not None:
+        return [sys.executable, "-m", kind.module, "--kubeconfig", st.kubeconfig, "--node", node,
+                "--cluster-ip", st.cluster_ip, "--port", str(objects.SERVICE_PORT), "--balance", kind.balance,
+                "--workdir", str((runtime or state.runtime_dir()) / f"haproxy-{i}")]
+    gates = [f"--feature-gates={proxykinds.FEATURE_GATES}"] if kind.mode == "iptables" else []
+    return [str(binary), f"--kubeconfig={st.kubeconfig}", f"--proxy-mode={kind.mode}", *gates,
             f"--hostname-override={node}", f"--bind-address={cfg.node_ip(i)}",
             f"--cluster-cidr={cfg.POD_NET}", "--healthz-bind-address=127.0.0.1:10256",
             "--metrics-bind-address=127.0.0.1:10249",
@@ -181,10 +190,23 @@ def proxy_env(c: cfg.ClusterConfig, st: state.ClusterState, i: int) -> dict[str,
 
 def start_proxy(runtime: Path, c: cfg.ClusterConfig, st: state.ClusterState, i: int,
                 binary: Path | None) -> int:
-    env = proxy_env(c, st, i) if c.proxy in ("rap", "python") else {}
-    pid = procs.start(runtime, f"proxy-{i}", proxy_argv(c, st, i, binary), netns=cfg.node_netns(i), env=env)
+    env = proxy_env(c, st, i) if proxykinds.kind(c.proxy).rap_env else {}
+    pid = procs.start(runtime, f"proxy-{i}", proxy_argv(c, st, i, binary, runtime), netns=cfg.node_netns(i),
+                      env=env)
     join_node_cgroup(i, pid)
     return pid
+
+
+def cleanup_proxy(kind_name: str, i: int) -> None:
+    """Remove what a stopped proxy of ``kind_name`` left in node i's namespace."""
+    kind = proxykinds.kind(kind_name)
+    if kind.build is not None:
+        # kube-proxy leaves its KUBE-PORTALS-* (userspace) or KUBE-SERVICES (iptables)
+        # rules behind on exit; --cleanup removes those of every mode.
+        quiet([str(_local_kube_proxy(kind.build)), "--cleanup"], netns=cfg.node_netns(i))
+    elif kind.balance is not None:
+        from rap.localcluster import haproxy
+        haproxy.cleanup(cfg.node_netns(i))
 
 
 def wait_service(runtime: Path, st: state.ClusterState, i: int, timeout: float = 60) -> None:
@@ -273,16 +295,15 @@ def switch_proxy(kind: str, policy: str = "rap", runtime: Path | None = None) ->
     runtime, st, c = _live(runtime)
     new = cfg.ClusterConfig(**{**asdict(c), "proxy": kind, "python_policy": policy})
     binary = preflight(new).get("kube-proxy")
-    old_binary = _local_kube_proxy(st.proxy) if st.proxy in PROXY_BINARIES else None
     for i in c.node_indexes():
         procs.stop(runtime, f"proxy-{i}")
-    if old_binary is not None:
-        # kube-proxy leaves its KUBE-PORTALS-* rules behind on exit; --cleanup removes them.
-        # Each takes ~0.4 s and the nodes are independent: side by side keeps the
-        # benchmark's dozen-plus switches short.
-        with ThreadPoolExecutor(max_workers=c.nodes) as pool:
-            list(pool.map(lambda i: quiet([str(old_binary), "--cleanup"], netns=cfg.node_netns(i)),
-                          c.node_indexes()))
+    # Each cleanup takes ~0.4 s and the nodes are independent: side by side keeps
+    # the benchmark's dozens of switches short.
+    with ThreadPoolExecutor(max_workers=c.nodes) as pool:
+        list(pool.map(lambda i: cleanup_proxy(st.proxy, i), c.node_indexes()))
+    old_policy, new_policy = proxykinds.kind(st.proxy).traffic_policy, proxykinds.kind(kind).traffic_policy
+    if new_policy != old_policy:
+        objects.set_traffic_policy(objects.api_client(st.kubeconfig), new_policy)
     st.proxy = kind
     st.config.update(proxy=kind, python_policy=policy)
     state.save(runtime, st)

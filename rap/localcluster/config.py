@@ -15,10 +15,11 @@ import re
 from dataclasses import dataclass, field
 
 from rap.errors import UserError
+from rap.localcluster import proxykinds
 from rap.options import one_of
 from rap.policies import POLICY_NAMES
 
-PROXY_KINDS = ("rap", "stock", "python")
+PROXY_KINDS = proxykinds.NAMES
 MAX_NODES = 9
 MAX_PODS_PER_NODE = 40
 

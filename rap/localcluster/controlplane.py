@@ -12,7 +12,7 @@ from typing import Sequence
 
 from rap.errors import UserError
 from rap.localcluster import config as cfg
-from rap.localcluster import procs
+from rap.localcluster import procs, proxykinds
 from rap.localcluster.pki import Pki
 from rap.localcluster.sh import require_tool
 
@@ -85,6 +85,8 @@ def start_apiserver(runtime: Path, c: cfg.ClusterConfig, binary: Path, pki: Pki,
         f"--proxy-client-cert-file={p('front-proxy-client.crt')}",
         f"--proxy-client-key-file={p('front-proxy-client.key')}",
         "--enable-aggregator-routing=true",
+        # The local-only peer sets the Service's internalTrafficPolicy (alpha in v1.21).
+        f"--feature-gates={proxykinds.FEATURE_GATES}",
         "--profiling=false", "--v=1",
         *extra_args,
     ])

@@ -3,7 +3,9 @@
 There is no kubelet or controller-manager here: the project runs the pods'
 processes itself, so it writes what a kubelet and the endpoints controller
 would: Node objects with capacity and addresses, Pod objects bound to a node
-with their status (IP, Running, Ready), and the Service's Endpoints.
+with their status (IP, Running, Ready), and the Service's Endpoints and its
+EndpointSlice (userspace kube-proxy and RAP read Endpoints; v1.21's iptables
+proxier reads EndpointSlices).
 """
 
 from __future__ import annotations
@@ -91,3 +93,34 @@ def set_endpoints(api: client.ApiClient, pods: list[PodSpec], name: str = SERVIC
         if exc.status != 404:
             raise
         core.create_namespaced_endpoints(namespace, body)
+    set_endpoint_slice(api, pods, name, namespace, port)
+
+
+def set_endpoint_slice(api: client.ApiClient, pods: list[PodSpec], service: str = SERVICE,
+                       namespace: str = NAMESPACE, port: int = TARGET_PORT) -> None:
+    """Replace the Service's one EndpointSlice, labelled as the endpointslice controller labels its own."""
+    discovery = client.DiscoveryV1Api(api)
+    name = f"{service}-local"
+    body = client.V1EndpointSlice(
+        metadata=client.V1ObjectMeta(name=name, labels={
+            "kubernetes.io/service-name": service,
+            "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}),
+        address_type="IPv4",
+        endpoints=[client.V1Endpoint(
+            addresses=[p.ip], node_name=p.node,
+            conditions=client.V1EndpointConditions(ready=True, serving=True, terminating=False),
+            target_ref=client.V1ObjectReference(kind="Pod", name=p.name, namespace=namespace))
+            for p in pods],
+        ports=[client.DiscoveryV1EndpointPort(name="http", port=port, protocol="TCP")])
+    try:
+        discovery.replace_namespaced_endpoint_slice(name, namespace, body)
+    except client.ApiException as exc:
+        if exc.status != 404:
+            raise
+        discovery.create_namespaced_endpoint_slice(namespace, body)
+
+
+def set_traffic_policy(api: client.ApiClient, policy: str, name: str = SERVICE,
+                       namespace: str = NAMESPACE) -> None:
+    """The Service's internalTrafficPolicy: "Cluster" (every endpoint) or "Local" (this node's only)."""
+    client.CoreV1Api(api).patch_namespaced_service(name, namespace, {"spec": {"internalTrafficPolicy": policy}})

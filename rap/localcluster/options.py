@@ -6,7 +6,8 @@ back; nothing about the cluster's shape is restated in tasks.py.
 
 from __future__ import annotations
 
-from rap.localcluster.config import ClusterConfig, ClusterConfigError, PROXY_KINDS, parse_pods
+from rap.localcluster import proxykinds
+from rap.localcluster.config import ClusterConfig, ClusterConfigError, parse_pods
 from rap.options import number, with_defaults
 from rap.policies import POLICY_NAMES
 
@@ -17,8 +18,7 @@ def option_help() -> dict[str, str]:
                 "pod_cpu": d.pod_cpu, "cpu_ms": d.cpu_ms, "period": d.rap_period_s}
     return with_defaults({
         "nodes": "number of nodes, 1..9",
-        "proxy": f"{', '.join(PROXY_KINDS)}: the RAP kube-proxy, upstream's stock kube-proxy, "
-                 "or the Python reference proxy",
+        "proxy": "; ".join(f"{k.name}: {k.help}" for k in proxykinds.KINDS.values()),
         "policy": f"with --proxy python: {', '.join(POLICY_NAMES)}",
         "pods": "backend pods per node: one COUNT for every node, or node-1=3,node-2=1",
         "pod_cpu": "CPU limit of each backend pod, in cores",

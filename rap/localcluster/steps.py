@@ -20,7 +20,7 @@ from kubernetes import client
 
 from rap.localcluster import cluster
 from rap.localcluster import config as cfg
-from rap.localcluster import controlplane, metrics, netdelay, netns, objects, pki, procs, state, workload
+from rap.localcluster import controlplane, metrics, netdelay, netns, objects, pki, procs, proxykinds, state, workload
 from rap.status import Status
 
 
@@ -96,6 +96,9 @@ def backend_pods(ctx: Context) -> None:
             state.save(runtime, st)
     cluster.write_metrics_registry(runtime, st)
     st.cluster_ip = objects.create_service(ctx.api)
+    policy = proxykinds.kind(c.proxy).traffic_policy
+    if policy != "Cluster":
+        objects.set_traffic_policy(ctx.api, policy)
     objects.set_endpoints(ctx.api, [cluster.pod_spec(c, p) for p in st.pods])
 
 

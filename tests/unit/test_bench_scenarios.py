@@ -87,16 +87,19 @@ def test_plan_quick_and_duration_and_grouping_by_shape():
         scenarios.plan(["geo"], duration=1000)
 
 
-def test_quick_fits_in_three_minutes_by_estimate():
-    assert scenarios.estimate_seconds(scenarios.plan(list(SCENARIOS), quick=True), reps=1) < 180
+def test_quick_fits_in_a_minute_per_policy_by_estimate():
+    # Was "under three minutes" with three policies; quick now runs every policy
+    # (the peers of issue 12), so the bound is the same minute per policy.
+    assert scenarios.estimate_seconds(scenarios.plan(list(SCENARIOS), quick=True), reps=1) < 60 * len(POLICIES)
 
 
 def test_policy_order_rotates_and_chains_across_scenarios():
-    assert scenarios.policy_order(0) == ["round-robin", "rap", "least-request"]
-    assert scenarios.policy_order(1) == ["rap", "least-request", "round-robin"]
-    assert scenarios.policy_order(2) == ["least-request", "round-robin", "rap"]
-    assert scenarios.policy_order(3) == scenarios.policy_order(0)
-    for last in range(3):
+    names = list(POLICIES)
+    assert scenarios.policy_order(0) == names
+    assert scenarios.policy_order(1) == names[1:] + names[:1]
+    assert scenarios.policy_order(2) == names[2:] + names[:2]
+    assert scenarios.policy_order(len(names)) == scenarios.policy_order(0)
+    for last in range(len(names)):
         nxt = runner.next_rotation(last, len(POLICIES))
         assert scenarios.policy_order(nxt)[0] == scenarios.policy_order(last)[-1]
 
