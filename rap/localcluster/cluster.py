@@ -141,11 +141,11 @@ def join_node_cgroup(i: int, pid: int) -> None:
     cgroups.group(workload.node_cgroup(cfg.node_name(i))).add_pid(pid)
 
 
-def start_metrics_process(runtime: Path, port: int, keys: pki.Pki) -> int:
+def start_metrics_process(runtime: Path, c: cfg.ClusterConfig, keys: pki.Pki) -> int:
     return procs.start(runtime, "metrics-server", [
         sys.executable, "-m", "rap.localcluster.metrics", "--registry", str(runtime / "metrics-registry.json"),
-        "--listen", f"{cfg.bridge_ip()}:{port}", "--cert", str(keys.path("metrics.crt")),
-        "--key", str(keys.path("metrics.key")), "--interval", "0.5", "--window", "2",
+        "--listen", f"{cfg.bridge_ip()}:{c.metrics_port}", "--cert", str(keys.path("metrics.crt")),
+        "--key", str(keys.path("metrics.key")), "--interval", str(c.metrics_interval_s), "--window", str(c.metrics_window_s),
     ])
 
 
@@ -153,7 +153,7 @@ def restart_metrics(runtime: Path | None = None) -> int:
     """Start the metrics server again (after a fault test stopped it)."""
     runtime, st, c = _live(runtime)
     procs.stop(runtime, "metrics-server")
-    return start_metrics_process(runtime, c.metrics_port, pki.Pki(runtime / "pki"))
+    return start_metrics_process(runtime, c, pki.Pki(runtime / "pki"))
 
 
 def write_metrics_registry(runtime: Path, st: state.ClusterState) -> None:

@@ -91,6 +91,11 @@ class ClusterConfig:
     etcd_port: int = 23790
     metrics_port: int = 6444
     rap_period_s: float = 1.0
+    # The metrics server's sampling interval and CPU-rate window, in seconds. Short by
+    # default so that tests react fast; metrics-server's release manifest scrapes every
+    # 15 s and reports the rate between its last two scrapes (the bench's production cadence).
+    metrics_interval_s: float = 0.5
+    metrics_window_s: float = 2.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.nodes <= MAX_NODES:
@@ -114,6 +119,9 @@ class ClusterConfig:
                 raise ClusterConfigError(f"{name}: must be in (0, 64] cores, got {value}")
         if self.cpu_ms < 0:
             raise ClusterConfigError(f"--cpu-ms: must be >= 0, got {self.cpu_ms}")
+        if not 0 < self.metrics_interval_s <= self.metrics_window_s <= 600:
+            raise ClusterConfigError(f"metrics cadence: need 0 < interval ({self.metrics_interval_s:g}s) <= window "
+                                     f"({self.metrics_window_s:g}s) <= 600s")
         for (a, b), ms in self.rtt_ms.items():
             if a == b or not (1 <= a <= self.nodes and 1 <= b <= self.nodes):
                 raise ClusterConfigError(f"--rtt: node-{a}:node-{b} is not a pair of distinct nodes of this cluster")

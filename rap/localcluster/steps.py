@@ -80,7 +80,7 @@ def nodes(ctx: Context) -> None:
 def metrics_server(ctx: Context) -> None:
     c, runtime = ctx.config, ctx.runtime
     cluster.write_metrics_registry(runtime, state.ClusterState(nodes=[cfg.node_name(i) for i in c.node_indexes()]))
-    cluster.start_metrics_process(runtime, c.metrics_port, ctx.keys)
+    cluster.start_metrics_process(runtime, c, ctx.keys)
     svc, eps = metrics.service_objects(cfg.bridge_ip(), c.metrics_port)
     core = client.CoreV1Api(ctx.api)
     core.create_namespaced_service("kube-system", svc)
