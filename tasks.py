@@ -237,15 +237,15 @@ def rollback(c, kubeconfig=None, timeout=None):
     _run(rap_deploy.rollback, kubeconfig, timeout_s)
 
 
-# ---- the cluster benchmark: RAP against round robin and least-request (rap.bench) ----
+# ---- the cluster benchmark: RAP against round robin and the peers users run instead (rap.bench) ----
 
 @task(help=bench_options.option_help(), auto_shortflags=False)
-def bench(c, quick=False, scenarios=None, reps=None, duration=None, out=None, target=None, image=None,
-          rap_image=None):
-    """RAP against round robin and least-request on the paper's scenarios: tables, ratios and plots."""
+def bench(c, quick=False, scenarios=None, policies=None, reps=None, duration=None, out=None, target=None,
+          image=None, rap_image=None):
+    """RAP against round robin, kube-proxy's iptables mode, node-local routing, HAProxy and least-request."""
     from rap.bench import bench as run_bench
 
-    opts = _run(bench_options.parse_options, quick=quick, scenarios=scenarios, reps=reps, duration=duration,
-                out=out, target=target)
+    opts = _run(bench_options.parse_options, quick=quick, scenarios=scenarios, policies=policies, reps=reps,
+                duration=duration, out=out, target=target)
     _run(run_bench, opts, image=image, rap_image=rap_image,
          interrupted="interrupted (the cluster was torn down; partial results were written)")

@@ -1,4 +1,4 @@
-"""`invoke bench`: the paper's experiment, RAP against round robin and least-request.
+"""`invoke bench`: the paper's experiment, RAP against round robin and against what users run instead.
 
     from rap.bench import Options, bench
     out_dir, doc = bench(Options(scenarios=["geo"], reps=3))
@@ -19,7 +19,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from rap.bench.scenarios import POLICIES, Options, ScenarioError, estimate_seconds, plan
+from rap.bench.scenarios import Options, ScenarioError, estimate_seconds, plan
 from rap.bench.target import TargetError
 from rap.errors import UserError
 
@@ -71,8 +71,11 @@ def bench(opts: Options, say=print, **kube_options) -> tuple[Path, dict]:
     if out_dir.exists() and any(out_dir.iterdir()):
         raise BenchError(f"--out: {out_dir} exists and is not empty; choose another folder")
     out_dir.mkdir(parents=True, exist_ok=True)
-    policies = [p for p in POLICIES if p in tgt.policies]
-    estimate = estimate_seconds(scenarios, reps)
+    policies = [p for p in opts.policies if p in tgt.policies]
+    if not policies:
+        raise BenchError(f"--policies: none of {', '.join(opts.policies)} runs on {target.describe(tgt)} "
+                         f"(it runs {', '.join(tgt.policies)})")
+    estimate = estimate_seconds(scenarios, reps, policies=len(policies))
     progress = Progress(len(scenarios) * reps * len(policies), estimate)
     progress.say(f"{len(scenarios)} scenario(s) ({', '.join(s.name for s in scenarios)}) x {len(policies)} "
                  f"policies x {reps} rep(s) on {target.describe(tgt)}; about {estimate / 60:.0f} min; "

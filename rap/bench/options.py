@@ -6,7 +6,7 @@ The task hands the raw option text here; a bad option is a ScenarioError
 
 from __future__ import annotations
 
-from rap.bench.scenarios import MAX_DURATION_S, SCENARIOS, Options, ScenarioError, parse_names
+from rap.bench.scenarios import MAX_DURATION_S, PEERS, POLICIES, SCENARIOS, Options, ScenarioError, parse_names, parse_policies
 from rap.options import number
 
 QUICK_REPS = 1
@@ -17,9 +17,11 @@ DEFAULT_IMAGE = "python:3.11-slim"
 def option_help() -> dict[str, str]:
     d = Options()
     return {
-        "quick": f"a short run ({QUICK_REPS} repetition, short steps, two rates; under 3 minutes), "
-                 "as CI and the README use",
+        "quick": f"a short run ({QUICK_REPS} repetition, short steps, two rates, no production-cadence "
+                 "scenarios; about a minute per policy), as CI and the README use",
         "scenarios": f"comma-separated subset of {','.join(SCENARIOS)} (default all)",
+        "policies": f"comma-separated subset of {','.join(POLICIES)} (default all; RAP is compared with "
+                    f"the best of the peers {', '.join(PEERS)} that ran)",
         "reps": f"repetitions of each policy in each scenario, interleaved (default {d.reps}; "
                 f"{QUICK_REPS} with --quick)",
         "duration": f"seconds of load per step, overriding each scenario's own (at most {MAX_DURATION_S})",
@@ -31,10 +33,11 @@ def option_help() -> dict[str, str]:
     }
 
 
-def parse_options(*, quick=False, scenarios=None, reps=None, duration=None, out=None, target=None) -> Options:
+def parse_options(*, quick=False, scenarios=None, policies=None, reps=None, duration=None, out=None,
+                  target=None) -> Options:
     """Raw option text -> Options; --quick changes the default repetitions only."""
     default_reps = QUICK_REPS if quick else Options().reps
-    return Options(scenarios=parse_names(scenarios), quick=bool(quick), out=out,
+    return Options(scenarios=parse_names(scenarios), policies=parse_policies(policies), quick=bool(quick), out=out,
                    target=target or Options().target,
                    reps=number("--reps", reps, int, ScenarioError, default_reps),
                    duration=number("--duration", duration, float, ScenarioError))

@@ -110,16 +110,25 @@ class Scenario:
     timeout_s: float = 10.0
     overload: Overload | None = None
     targets: tuple[Target, ...] = ()
+    # cadence: RAP's monitor period and the metrics server's sampling interval and
+    # CPU-rate window (rap.localcluster.config.ClusterConfig), in seconds
+    rap_period_s: float = 1.0
+    metrics_interval_s: float = 0.5
+    metrics_window_s: float = 2.0
+    # --quick leaves out scenarios whose cadence outlasts its 2 s warm-up and 3 s steps
+    in_quick: bool = True
 
     def cluster_kwargs(self) -> dict:
         """Keyword arguments of ClusterConfig for this shape (without the proxy)."""
         return dict(nodes=self.nodes, pods=dict(self.pods), default_pods=self.default_pods,
                     pod_cpu=self.pod_cpu, node_cpu=self.node_cpu, cpu_ms=self.cpu_ms,
-                    rtt_ms={(a, b): ms for a, b, ms in self.rtt_ms}, rap_period_s=1.0)
+                    rtt_ms={(a, b): ms for a, b, ms in self.rtt_ms}, rap_period_s=self.rap_period_s,
+                    metrics_interval_s=self.metrics_interval_s, metrics_window_s=self.metrics_window_s)
 
     def shape_key(self) -> tuple:
         """Scenarios with equal keys can share one cluster (the runner reuses it)."""
-        return (self.nodes, self.pods, self.default_pods, self.pod_cpu, self.node_cpu, self.cpu_ms, self.rtt_ms)
+        return (self.nodes, self.pods, self.default_pods, self.pod_cpu, self.node_cpu, self.cpu_ms, self.rtt_ms,
+                self.rap_period_s, self.metrics_interval_s, self.metrics_window_s)
 
     def pods_on(self, node: int) -> int:
         return dict(self.pods).get(node, self.default_pods)
@@ -135,9 +144,19 @@ class Scenario:
 SCENARIOS_FILE = Path(__file__).with_name("scenarios.toml")
 
 
-def _scenario(entry: dict) -> Scenario:
-    """One ``[[scenario]]`` table -> Scenario; lists become tuples, as the frozen dataclass keeps them."""
+def _scenario(entry: dict, earlier: dict[str, dict]) -> Scenario:
+    """One ``[[scenario]]`` table -> Scenario; lists become tuples, as the frozen dataclass keeps them.
+
+    ``base = "NAME"`` starts from an earlier scenario's table and overrides what is given.
+    """
     e = dict(entry)
+    if "base" in e:
+        base = e.pop("base")
+        if base not in earlier:
+            raise ScenarioError(f"{SCENARIOS_FILE.name}: scenario {e.get('name')!r}: base {base!r} is not an "
+                                "earlier scenario")
+        e = {**earlier[base], **e}
+    earlier[e.get("name")] = dict(e)
     e["pods"] = tuple((int(n), c) for n, c in e.get("pods", {}).items())
     e["rtt_ms"] = tuple(tuple(r) for r in e.get("rtt_ms", ()))
     for key in ("clients", "rates"):
@@ -154,7 +173,8 @@ def _scenario(entry: dict) -> Scenario:
 
 def load(path: Path = SCENARIOS_FILE) -> dict[str, Scenario]:
     """The scenarios of ``path`` by name, in the file's order."""
-    return {s.name: s for s in map(_scenario, tomllib.loads(path.read_text())["scenario"])}
+    earlier: dict[str, dict] = {}
+    return {s.name: s for s in (_scenario(e, earlier) for e in tomllib.loads(path.read_text())["scenario"])}
 
 
 SCENARIOS: dict[str, Scenario] = load()
@@ -217,6 +237,18 @@ def parse_names(text: str | None) -> list[str]:
     return names
 
 
+def parse_policies(text: str | None) -> list[str]:
+    """``"rap,iptables"`` -> those policies in POLICIES' order; None/"all" -> every policy."""
+    if text is None or text.strip() in ("", "all"):
+        return list(POLICIES)
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in POLICIES]
+    if unknown or not names:
+        raise ScenarioError(f"--policies: unknown {', '.join(unknown) or '(empty)'}; "
+                            f"choose from {', '.join(POLICIES)} (comma-separated)")
+    return [p for p in POLICIES if p in names]
+
+
 def plan(names: list[str], *, quick: bool = False, duration: float | None = None) -> list[Scenario]:
     """The scenarios to run, adjusted for --quick and --duration, validated.
 
@@ -224,8 +256,13 @@ def plan(names: list[str], *, quick: bool = False, duration: float | None = None
     order first named) so the runner brings the cluster up once for them.
     """
     chosen = []
+    if quick and names and not any(SCENARIOS[n].in_quick for n in names):
+        raise ScenarioError(f"--quick: {', '.join(names)} measure(s) a cadence slower than --quick's 3 s steps; "
+                            "run without --quick")
     for n in names:
         s = SCENARIOS[n]
+        if quick and not s.in_quick:
+            continue
         if quick:
             s = replace(s, duration_s=QUICK["duration_s"], warmup_s=QUICK["warmup_s"],
                         rates=QUICK["rates"] if s.mode == "open" else s.rates)
@@ -253,6 +290,7 @@ class Options:
     """What `invoke bench` asked for, validated."""
 
     scenarios: list[str] = field(default_factory=lambda: list(SCENARIOS))
+    policies: list[str] = field(default_factory=lambda: list(POLICIES))
     reps: int = 3
     duration: float | None = None
     quick: bool = False
@@ -265,14 +303,14 @@ class Options:
 
 
 def estimate_seconds(scenarios: list[Scenario], reps: int, up_s: float = 15.0, switch_s: float = 4.0,
-                     step_overhead_s: float = 1.5) -> float:
+                     step_overhead_s: float = 1.5, policies: int = len(POLICIES)) -> float:
     """A rough wall-clock estimate, printed before the run starts.
 
     One cluster per shape; no proxy switch for the first run on a cluster, nor
     where a scenario starts with the policy the previous one ended with.
     """
     shapes = len({s.shape_key() for s in scenarios})
-    runs = reps * len(POLICIES) * len(scenarios)
+    runs = reps * policies * len(scenarios)
     switches = runs - len(scenarios)
-    work = sum(reps * len(POLICIES) * (s.seconds_per_run() + step_overhead_s * len(s.steps())) for s in scenarios)
+    work = sum(reps * policies * (s.seconds_per_run() + step_overhead_s * len(s.steps())) for s in scenarios)
     return shapes * up_s + switches * switch_s + work

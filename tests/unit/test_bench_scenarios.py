@@ -13,7 +13,7 @@ from rap.bench.scenarios import POLICIES, SCENARIOS, Overload, Scenario, Scenari
 def test_every_scenario_is_valid_and_builds_a_cluster_config():
     from rap.localcluster.config import ClusterConfig
 
-    assert set(SCENARIOS) == {"balanced", "geo", "overload", "rates"}
+    assert set(SCENARIOS) == {"balanced", "geo", "overload", "rates", "overload-prod", "rates-prod"}
     for s in SCENARIOS.values():
         scenarios.validate(s)
         ClusterConfig(proxy="rap", **s.cluster_kwargs())
@@ -31,6 +31,38 @@ def test_the_paper_shapes():
     assert SCENARIOS["rates"].mode == "open" and SCENARIOS["rates"].shape_key() == geo.shape_key()
     targets = {n: {(t.metric, t.op, t.value) for t in SCENARIOS[n].targets} for n in ("geo", "overload")}
     assert targets["geo"] == targets["overload"] == {("p50_ms", "<=", 0.7), ("throughput_rps", ">=", 1.2)}
+
+
+def test_production_cadence_variants_change_only_the_cadence():
+    for name in ("overload", "rates"):
+        fast, prod = SCENARIOS[name], SCENARIOS[f"{name}-prod"]
+        assert (prod.rap_period_s, prod.metrics_interval_s, prod.metrics_window_s) == (5.0, 15.0, 15.0)
+        assert (fast.rap_period_s, fast.metrics_interval_s, fast.metrics_window_s) == (1.0, 0.5, 2.0)
+        same = ("nodes", "pods", "default_pods", "pod_cpu", "cpu_ms", "rtt_ms", "clients", "mode", "concurrency",
+                "rates", "duration_s", "overload")
+        assert all(getattr(fast, f) == getattr(prod, f) for f in same), name
+        assert prod.shape_key() != fast.shape_key() and not prod.in_quick and fast.in_quick
+        assert ClusterConfigFor(prod).rap_period_s == 5.0 and ClusterConfigFor(prod).metrics_window_s == 15.0
+
+
+def ClusterConfigFor(s):
+    from rap.localcluster.config import ClusterConfig
+    return ClusterConfig(proxy="rap", **s.cluster_kwargs())
+
+
+def test_quick_leaves_out_the_production_cadence_unless_only_those_are_named():
+    names = [s.name for s in scenarios.plan(list(SCENARIOS), quick=True)]
+    assert names == ["balanced", "geo", "rates", "overload"]
+    assert [s.name for s in scenarios.plan(["overload-prod"])] == ["overload-prod"]
+    with pytest.raises(ScenarioError, match="without --quick"):
+        scenarios.plan(["overload-prod"], quick=True)
+
+
+def test_a_base_must_be_an_earlier_scenario(tmp_path):
+    f = tmp_path / "s.toml"
+    f.write_text('[[scenario]]\nname = "a"\ntitle = "A"\ndescription = "d"\nbase = "b"\n')
+    with pytest.raises(ScenarioError, match="base 'b' is not an earlier scenario"):
+        scenarios.load(f)
 
 
 @pytest.mark.parametrize("change, words", [
@@ -138,3 +170,10 @@ def test_scenarios_file_with_an_unknown_field_names_it(tmp_path):
     path.write_text('[[scenario]]\nname = "x"\ntitle = "X"\ndescription = "d"\nnodez = 3\n')
     with pytest.raises(ScenarioError, match="scenario 'x'.*nodez"):
         scenarios.load(path)
+
+
+def test_policies_option_keeps_the_table_order_and_names_unknown_ones():
+    assert scenarios.parse_policies(None) == list(POLICIES)
+    assert scenarios.parse_policies("iptables, rap") == ["rap", "iptables"]
+    with pytest.raises(ScenarioError, match="--policies: unknown ipvs; choose from round-robin"):
+        scenarios.parse_policies("rap,ipvs")
