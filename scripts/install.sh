@@ -13,8 +13,10 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # System packages: network namespaces and iptables for the local cluster,
-# etcd for its API server, conntrack/ipset as kube-proxy expects.
-APT_PACKAGES=(iproute2 iptables conntrack ipset etcd-server etcd-client procps psmisc curl ca-certificates openssl)
+# etcd for its API server, conntrack/ipset as kube-proxy expects, haproxy for
+# the haproxy and haproxy-leastconn peers (rap/localcluster/haproxy).
+APT_PACKAGES=(iproute2 iptables conntrack ipset etcd-server etcd-client haproxy procps psmisc curl ca-certificates
+              openssl)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -27,6 +29,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     # Debian starts etcd as a service on install; the local cluster runs its own.
     if command -v systemctl >/dev/null 2>&1; then systemctl disable --now etcd >/dev/null 2>&1 || true; fi
     pkill -x etcd >/dev/null 2>&1 || true
+    # Likewise haproxy: the peers run one per node namespace. Its init script stops
+    # only the service's own process (by /run/haproxy.pid), never a cluster's.
+    if command -v systemctl >/dev/null 2>&1; then systemctl disable --now haproxy >/dev/null 2>&1 || true; fi
+    if [ -x /etc/init.d/haproxy ]; then /etc/init.d/haproxy stop >/dev/null 2>&1 || true; fi
+    if command -v update-rc.d >/dev/null 2>&1; then update-rc.d haproxy disable >/dev/null 2>&1 || true; fi
 else
     say "system packages present"
 fi

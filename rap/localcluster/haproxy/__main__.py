@@ -1,0 +1,3 @@
+from rap.localcluster.haproxy.cli import main
+
+raise SystemExit(main())
