@@ -249,3 +249,19 @@ def bench(c, quick=False, scenarios=None, policies=None, reps=None, duration=Non
                 duration=duration, out=out, target=target)
     _run(run_bench, opts, image=image, rap_image=rap_image,
          interrupted="interrupted (the cluster was torn down; partial results were written)")
+
+
+# ---- the load generator cross-checked against vegeta, a generator nobody here wrote (rap.bench.crosscheck) ----
+
+from rap.bench import crosscheck as bench_crosscheck_module  # noqa: E402 - its option help, beside its one task
+
+
+@task(name="bench-crosscheck", help=bench_crosscheck_module.option_help(), auto_shortflags=False)
+def bench_crosscheck(c, scenario=None, policy=None, rate=None, duration=None, rounds=None, warmup=None,
+                     timeout=None, out=None):
+    """rap.loadgen against vegeta (built on first use): same open-loop rate on the local cluster, p50s within 10%."""
+    opts = _run(bench_crosscheck_module.parse_options, scenario=scenario, policy=policy, rate=rate,
+                duration=duration, rounds=rounds, warmup=warmup, timeout=timeout, out=out)
+    _, doc = _run(bench_crosscheck_module.crosscheck, opts, interrupted="interrupted (the cluster was torn down)")
+    if not doc["within"]:
+        raise Exit(code=1)
