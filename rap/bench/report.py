@@ -1,4 +1,8 @@
-"""summary.json, report.md, PNG plots and the one-screen summary of a bench run."""
+"""summary.json, report.md and the one-screen summary of a bench run (the plots: rap.bench.plots).
+
+What is compared with what, and the verdict words, are rap.bench.compare's;
+the intervals rap.bench.ci's; this module lays them out.
+"""
 
 from __future__ import annotations
 
@@ -7,35 +11,36 @@ import math
 from pathlib import Path
 from typing import Iterable
 
-from rap.bench import stats
-from rap.bench.scenarios import BASELINE, Scenario
+from rap.bench import ci, compare, stats
+from rap.bench.plots import plots  # noqa: F401 - rap.bench draws them through this module
+from rap.bench.scenarios import BASELINE, PEERS, POLICIES, Scenario
 
 PAPER = ("Nguyen, Phan, Kim, \"Load-Balancing of Kubernetes-Based Edge Computing Infrastructure Using "
          "Resource Adaptive Proxy\", Sensors 22(8):2869, 2022")
-POLICY_COLORS = {"round-robin": "#7f7f7f", "rap": "#1f77b4", "least-request": "#ff7f0e"}
+METRIC_WORDS = {"p50_ms": "p50", "p95_ms": "p95", "p99_ms": "p99", "throughput_rps": "throughput",
+                "local_share": "local share"}
 
 
 # ---- summary.json ----
 
-def summarize(scenarios: list[Scenario], records: Iterable, policies: list[str]) -> dict:
-    """Per scenario (and rate), per policy: spread of every measure; RAP/RR ratios; target verdicts."""
+def summarize(scenarios: list[Scenario], records: Iterable, policies: list[str],
+              intervals: ci.Intervals | None = None) -> dict:
+    """Per scenario (and rate), per policy: spread of every measure and failed requests; ratios to round
+    robin and RAP against the best peer, each with its 95% interval; target verdicts."""
     records = list(records)
+    intervals = intervals or ci.Intervals()
     out: dict = {}
     for s in scenarios:
         mine = [r for r in records if r.scenario == s.name]
         steps = {}
         for rate in s.steps():
-            per_policy = {}
-            for p in policies:
-                runs = [r.measures for r in mine if r.policy == p and r.rate == rate]
-                if runs:
-                    per_policy[p] = {"runs": len(runs), **stats.summarize(runs)}
-            ratios = {}
-            if BASELINE in per_policy:
-                for p in policies:
-                    if p != BASELINE and p in per_policy:
-                        ratios[f"{p}/{BASELINE}"] = stats.ratios(per_policy[p], per_policy[BASELINE])
-            steps[_rate_key(rate)] = {"rate_rps": rate, "policies": per_policy, "ratios": ratios}
+            runs = {p: [r for r in mine if r.policy == p and r.rate == rate] for p in policies}
+            runs = {p: rs for p, rs in runs.items() if rs}
+            per_policy = {p: {"runs": len(rs), **stats.summarize([r.measures for r in rs]),
+                              "failed_requests": stats.failures([r.measures for r in rs])}
+                          for p, rs in runs.items()}
+            steps[_rate_key(rate)] = {"rate_rps": rate, "policies": per_policy,
+                                      **compare.step(per_policy, runs, policies, intervals)}
         entry = {
             "title": s.title, "description": s.description, "mode": s.mode,
             "shape": {"nodes": s.nodes, "pods": {f"node-{i}": s.pods_on(i) for i in range(1, s.nodes + 1)},
@@ -45,7 +50,7 @@ def summarize(scenarios: list[Scenario], records: Iterable, policies: list[str])
                      "concurrency_per_client": s.concurrency if s.mode == "closed" else None,
                      "think_ms": s.think_ms if s.mode == "closed" else None,
                      "rates_rps_per_client": list(s.rates) if s.mode == "open" else None,
-                     "duration_s": s.duration_s, "warmup_s": s.warmup_s},
+                     "duration_s": s.duration_s, "warmup_s": s.warmup_s, "timeout_s": s.timeout_s},
             "overload": ({"node": f"node-{s.overload.node}", "threads_per_pod": s.overload.threads_per_pod,
                           "cost_ms": s.overload.cost_ms} if s.overload else None),
             "steps": steps,
@@ -60,17 +65,25 @@ def _rate_key(rate: float | None) -> str:
 
 
 def _verdicts(s: Scenario, steps: dict) -> list[dict]:
-    ratios = steps.get("closed", {}).get("ratios", {}).get(f"rap/{BASELINE}", {})
+    """Each target as before (RAP / round robin, met or not), with its interval and RAP against the best peer."""
+    closed = steps.get("closed", {})
+    name = f"rap/{BASELINE}"
+    ratios, cis = closed.get("ratios", {}).get(name, {}), closed.get("ratios_ci95", {}).get(name, {})
+    peer = closed.get("vs_best_peer", {}).get("rap", {})
     out = []
     for t in s.targets:
         r = ratios.get(t.metric)
         out.append({"metric": t.metric, "op": t.op, "value": t.value, "ratio": r, "met": t.check(r),
-                    "text": t.text()})
+                    "text": t.text(), "ci95": cis.get(t.metric), "best_peer": peer.get(t.metric)})
     return out
 
 
 def write_summary(path: Path, meta: dict, scenarios_summary: dict) -> dict:
-    doc = {**meta, "scenarios": scenarios_summary}
+    statistics = {**ci.describe(), "baseline": BASELINE, "peers": list(PEERS),
+                  "rap_variants": compare.rap_variants(meta.get("policies", [])),
+                  "failed_requests": "counted in the latency percentiles at the client's timeout, and apart",
+                  "closed_loop_throughput": "successful requests completed inside the step, per second"}
+    doc = {**meta, "statistics": statistics, "scenarios": scenarios_summary}
     path.write_text(json.dumps(doc, indent=2, default=_json_default) + "\n")
     return doc
 
@@ -100,8 +113,31 @@ def _ratio(r) -> str:
     return "–" if r is None else f"{r:.2f}×"
 
 
+def _ci(ci) -> str:
+    if ci is None:
+        return ""
+    lo, hi = ci
+    return f" [{_f(lo, '{:.2f}')}–{'∞' if hi is None else f'{hi:.2f}'}]"
+
+
+def _with_ci(r, ci) -> str:
+    return _ratio(r) + ("" if r is None else _ci(ci))
+
+
+def _vs_peer(c: dict | None, words: bool = True) -> str:
+    """``1.41× [1.20–1.65] LOSS`` (against least-request, 22.0)."""
+    if c is None:
+        return "no peer ran"
+    text = f"{_with_ci(c['ratio'], c['ci95'])} {c['verdict'] or ''}".rstrip()
+    return f"{text} against {c['peer']} ({_f(c['peer_value'])})" if words else text
+
+
+def _failed(f: dict) -> str:
+    return "–" if f["share"] is None else f"{f['count']} ({f['share']:.1%})"
+
+
 def _step_table(step: dict, policies: list[str]) -> list[str]:
-    lines = ["| policy | throughput (req/s) | p50 (ms) | p95 (ms) | p99 (ms) | errors | local share |",
+    lines = ["| policy | throughput (req/s) | p50 (ms) | p95 (ms) | p99 (ms) | failed requests | local share |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for p in policies:
         m = step["policies"].get(p)
@@ -109,13 +145,15 @@ def _step_table(step: dict, policies: list[str]) -> list[str]:
             lines.append(f"| {p} | not run | | | | | |")
             continue
         lines.append(f"| {p} | {_cell(m['throughput_rps'])} | {_cell(m['p50_ms'])} | {_cell(m['p95_ms'])} | "
-                     f"{_cell(m['p99_ms'])} | {_cell(m['error_rate'], pct=True)} | "
+                     f"{_cell(m['p99_ms'])} | {_failed(m['failed_requests'])} | "
                      f"{_cell(m['local_share'], pct=True)} |")
     for name, r in step["ratios"].items():
-        lines.append("")
-        lines.append(f"**{name}** (ratio of medians): throughput {_ratio(r['throughput_rps'])}, "
-                     f"p50 {_ratio(r['p50_ms'])}, p95 {_ratio(r['p95_ms'])}, p99 {_ratio(r['p99_ms'])}, "
-                     f"local share {_ratio(r['local_share'])}")
+        cis = step.get("ratios_ci95", {}).get(name, {})
+        lines += ["", f"**{name}** (ratio of medians, 95% interval): " + ", ".join(
+            f"{METRIC_WORDS[m]} {_with_ci(r[m], cis.get(m))}" for m in compare.AGAINST_BASELINE)]
+    for p, metrics in step.get("vs_best_peer", {}).items():
+        lines += ["", f"**{p} / best peer**: " + "; ".join(
+            f"{METRIC_WORDS[m]} {_vs_peer(c)}" for m, c in metrics.items())]
     return lines
 
 
@@ -123,6 +161,25 @@ def _verdict(v: dict) -> str:
     if v["met"] is None:
         return "not measured"
     return "**met**" if v["met"] else "**MISSED**"
+
+
+def _policy_help(label: str) -> str:
+    from rap.localcluster.proxykinds import KINDS
+
+    if label not in POLICIES:
+        return "a RAP variant (kube-proxy with rap.go, other settings)"
+    kind, python_policy = POLICIES[label]
+    return KINDS[kind].help.replace("--policy", python_policy) if kind in KINDS else kind
+
+
+def _best_peer_table(doc: dict) -> list[str]:
+    L = ["| scenario | step | policy | p50 | p95 | throughput |", "| --- | --- | --- | --- | --- | --- |"]
+    for name, sc in doc["scenarios"].items():
+        for key, step in sc["steps"].items():
+            for p, metrics in step.get("vs_best_peer", {}).items():
+                L.append(f"| {name} | {key} | {p} | " + " | ".join(
+                    _vs_peer(metrics.get(m)) for m in compare.COMPARED) + " |")
+    return L if len(L) > 2 else L + ["| – | | no RAP variant and peer ran side by side | | | |"]
 
 
 def markdown(doc: dict, plots: list[str]) -> str:
@@ -134,26 +191,37 @@ def markdown(doc: dict, plots: list[str]) -> str:
              f"{doc['host']['load_before']} before and {doc['host']['load_after']} after (a shared machine: "
              "other work competes for the same cores, so absolute numbers vary between runs; the ratios are "
              "measured side by side in one run).")
-    L.append("")
-    L.append("Policies: **round-robin** = upstream kube-proxy v1.21 userspace mode (the baseline); **rap** = the "
-             "same kube-proxy with `rap_patch/rap.go` in place of its round robin; **least-request** = the "
-             "project's Python userspace proxy with least-request (two random choices). Each cell is the "
-             "median over repetitions with the range (min–max) in brackets. Latency is per request on a new "
-             "TCP connection (proxies balance per connection), over successful requests; errors are counted "
-             "separately. Local share = share of requests served on the node the request came from.")
+    L += ["", "Policies (the baseline is round robin; the peers, what a user would run instead of RAP, are "
+          f"{', '.join(PEERS)}):", ""]
+    L += [f"- **{p}**: {_policy_help(p)}" for p in policies]
+    L += ["", "Each cell is the median over repetitions with the range (min–max) in brackets. Latency is per "
+          "request on a new TCP connection (proxies balance per connection), over all requests: a failed one "
+          "(an error or a non-2xx answer) counts as the client's timeout, so dropping requests cannot look fast; "
+          "failed requests are also counted apart (all repetitions together). Closed-loop throughput counts the "
+          "requests answered inside the step. Local share = share of successful requests served on the node "
+          "the request came from.", "",
+          "Every ratio has a 95% interval in brackets: the hull of a block bootstrap of the requests, stratified "
+          "by repetition, and (with 2+ repetitions) a paired t interval over the repetitions' ratios "
+          "(`rap/bench/ci.py` says why). Against the best peer (per metric the best median among the peers "
+          "that ran): **WIN** where the interval lies entirely on RAP's good side, **LOSS** where entirely on "
+          "the bad side, **TIE** otherwise."]
     if doc.get("interrupted"):
         L += ["", "**This run was interrupted; the tables hold what was measured before that.**"]
     if doc.get("failures"):
         L += ["", "Failed runs (left out of the medians):", ""] + [f"- {f}" for f in doc["failures"]]
     L += ["", "## Targets (RAP / round robin, same run)", "",
-          "| scenario | target | ratio | verdict |", "| --- | --- | --- | --- |"]
+          "| scenario | target | ratio | verdict | against the best peer |", "| --- | --- | --- | --- | --- |"]
     any_target = False
     for name, sc in doc["scenarios"].items():
         for v in sc["targets"]:
             any_target = True
-            L.append(f"| {name} | {v['text']} | {_ratio(v['ratio'])} | {_verdict(v)} |")
+            L.append(f"| {name} | {v['text']} | {_with_ci(v['ratio'], v.get('ci95'))} | {_verdict(v)} | "
+                     f"{_vs_peer(v.get('best_peer'))} |")
     if not any_target:
-        L.append("| – | no scenario with targets was run | | |")
+        L.append("| – | no scenario with targets was run | | | |")
+    L += ["", "## RAP against the best peer", "", "Ratio RAP / best peer [95% interval], verdict, the peer and "
+          "its median (ms or req/s); lower p50 and p95 and higher throughput are better.", ""]
+    L += _best_peer_table(doc)
     for name, sc in doc["scenarios"].items():
         L += ["", f"## {sc['title']} (`{name}`)", "", sc["description"], ""]
         shape = sc["shape"]
@@ -166,10 +234,11 @@ def markdown(doc: dict, plots: list[str]) -> str:
                 what += f" pausing {load['think_ms']:g} ms after each answer"
         else:
             what = f"open loop at {', '.join(f'{r:g}' for r in load['rates_rps_per_client'])} req/s per client"
+        timeout = f", timeout {load['timeout_s']:g} s" if load.get("timeout_s") else ""
         L.append(f"Shape: pods {', '.join(f'{k}={v}' for k, v in shape['pods'].items())}, {shape['pod_cpu']:g} "
                  f"CPU and {shape['cpu_ms']:g} ms of CPU per request each; RTT {rtt}. Load from "
                  f"{', '.join(load['clients'])}: {what}, {load['duration_s']:g} s per step after a "
-                 f"{load['warmup_s']:g} s warm-up." + (
+                 f"{load['warmup_s']:g} s warm-up{timeout}." + (
                      f" Overload: {sc['overload']['threads_per_pod']} threads per pod of "
                      f"{sc['overload']['node']} send direct {sc['overload']['cost_ms']:g} ms requests."
                      if sc["overload"] else ""))
@@ -183,7 +252,7 @@ def markdown(doc: dict, plots: list[str]) -> str:
                 L.append("")
             L += _step_table(step, policies)
         for v in sc["targets"]:
-            L.append(f"- target: {v['text']} → ratio {_ratio(v['ratio'])}: {_verdict(v)}")
+            L.append(f"- target: {v['text']} → ratio {_with_ci(v['ratio'], v.get('ci95'))}: {_verdict(v)}")
     L += ["", "## Compared with the paper", "",
           f"The paper ({PAPER}) reports that RAP \"significantly improves throughput and reduces latency\" "
           "compared with the default kube-proxy, in experiments on a geo-distributed edge cluster and under "
@@ -206,8 +275,8 @@ def markdown(doc: dict, plots: list[str]) -> str:
     L += ["", "Differences from the paper's setting that matter when comparing: the cluster is emulated on one "
           "machine (network namespaces, cgroup CPU limits, round-trip times added in user space by "
           "`netdelay`, see docs/netdelay.md), with small pods; RAP's monitor period is 1 s here (5 s by "
-          "default on a real cluster); least-request runs in the project's Python proxy, not in kube-proxy, "
-          "so its numbers also reflect that implementation."]
+          "default on a real cluster); least-request runs in the project's Python proxy and the HAProxy peers "
+          "in HAProxy, not in kube-proxy, so their numbers also reflect those implementations."]
     if plots:
         L += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
     L += ["", "Raw samples: `samples.jsonl` (one request per line: scenario, policy, rep, rate, client, node, "
@@ -226,97 +295,56 @@ def _direction(r: dict) -> str:
     return "about equal"
 
 
-# ---- plots ----
-
-def plots(doc: dict, out_dir: Path) -> list[str]:
-    """PNG files written into out_dir (names relative to it)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    written = []
-    policies = doc["policies"]
-    open_scenarios = {n: s for n, s in doc["scenarios"].items() if s["mode"] == "open"}
-    for name, sc in open_scenarios.items():
-        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-        for ax, measure, label in ((axes[0], "p50_ms", "p50 latency (ms)"), (axes[1], "p95_ms", "p95 latency (ms)")):
-            for p in policies:
-                xs, ys, lo, hi = [], [], [], []
-                for step in sc["steps"].values():
-                    m = step["policies"].get(p)
-                    if m and m[measure]["median"] is not None:
-                        xs.append(step["rate_rps"] * len(sc["load"]["clients"]))
-                        ys.append(m[measure]["median"])
-                        lo.append(m[measure]["median"] - m[measure]["min"])
-                        hi.append(m[measure]["max"] - m[measure]["median"])
-                if xs:
-                    ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=p, color=POLICY_COLORS.get(p))
-            ax.set_xlabel("offered load (req/s)")
-            ax.set_ylabel(label)
-            ax.set_yscale("log")
-            ax.grid(True, which="both", alpha=0.3)
-            ax.legend()
-        fig.suptitle(f"{sc['title']}: latency against request rate (median, min–max over repetitions)")
-        fig.tight_layout()
-        fname = f"latency_vs_rate_{name}.png"
-        fig.savefig(out_dir / fname, dpi=110)
-        plt.close(fig)
-        written.append(fname)
-    closed = {n: s for n, s in doc["scenarios"].items() if "closed" in s["steps"]}
-    for measure, fname, ylabel, title in (
-            ("throughput_rps", "throughput.png", "throughput (req/s)", "Throughput by scenario"),
-            ("local_share", "local_share.png", "share served on the client's node", "Local share by scenario"),
-            ("p50_ms", "latency_p50.png", "p50 latency (ms)", "p50 latency by scenario")):
-        if not closed:
-            break
-        fig, ax = plt.subplots(figsize=(max(5, 2.6 * len(closed)), 4))
-        width = 0.8 / max(len(policies), 1)
-        for k, p in enumerate(policies):
-            xs, ys, lo, hi = [], [], [], []
-            for i, sc in enumerate(closed.values()):
-                m = sc["steps"]["closed"]["policies"].get(p)
-                if m and m[measure]["median"] is not None:
-                    xs.append(i + (k - (len(policies) - 1) / 2) * width)
-                    ys.append(m[measure]["median"])
-                    lo.append(m[measure]["median"] - m[measure]["min"])
-                    hi.append(m[measure]["max"] - m[measure]["median"])
-            ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, label=p, color=POLICY_COLORS.get(p))
-        ax.set_xticks(range(len(closed)))
-        ax.set_xticklabels(list(closed))
-        ax.set_ylabel(ylabel)
-        if measure == "local_share":
-            ax.set_ylim(0, 1.05)
-        ax.set_title(f"{title} (median, min–max over repetitions)")
-        ax.grid(True, axis="y", alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(out_dir / fname, dpi=110)
-        plt.close(fig)
-        written.append(fname)
-    return written
-
-
 # ---- the one-screen summary ----
 
 def screen(doc: dict, out_dir: Path) -> str:
+    """Per step, RAP against the best peer on p50, p95 and throughput; the tally; the targets; failures."""
     L = [f"RAP benchmark: {doc['target']}, {doc['reps']} rep(s), {doc['seconds']:.0f} s"
          + (" (INTERRUPTED)" if doc.get("interrupted") else "")]
-    L.append(f"{'scenario':10} {'policy':14} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'err':>6} {'local':>6}")
-    for name, sc in doc["scenarios"].items():
-        for key, step in sc["steps"].items():
-            label = name if key == "closed" else f"{name}@{key}"
-            for p, m in step["policies"].items():
-                L.append(f"{label:10.10} {p:14} {_f(m['throughput_rps']['median']):>8} "
-                         f"{_f(m['p50_ms']['median']):>8} {_f(m['p95_ms']['median']):>8} "
-                         f"{_f(m['error_rate']['median'], '{:.0%}'):>6} {_f(m['local_share']['median'], '{:.0%}'):>6}")
+    steps = [(name if key == "closed" else f"{name}@{key}", step)
+             for name, sc in doc["scenarios"].items() for key, step in sc["steps"].items()]
+    width = max([len(label) for label, _ in steps] + [5])
+    pw = max([len(p) for _, st in steps for p in st.get("vs_best_peer", {})] + [5])
+    short = {"throughput_rps": "req/s", "p50_ms": "p50", "p95_ms": "p95"}
+    unit = {"throughput_rps": "", "p50_ms": " ms", "p95_ms": " ms"}
+    if any(st.get("vs_best_peer") for _, st in steps):
+        L.append("RAP / best peer [95% interval] (lower p50 and p95, higher req/s are better):")
+    failed: dict[str, list] = {}
+    for label, step in steps:
+        for p, metrics in step.get("vs_best_peer", {}).items():
+            L.append(f"  {label:{width}} {p:{pw}} " + "  ".join(
+                f"{short[m]} {_vs_peer(metrics.get(m), False):26}" for m in compare.COMPARED).rstrip())
+        if step.get("vs_best_peer") and step.get("best_peer"):
+            L.append(f"  {'':{width}} {'peers':{pw}} " + ", ".join(
+                f"{short[m]} {b['policy']} {_f(b['value'])}{unit[m]}" for m, b in step["best_peer"].items()))
+        for p, m in step["policies"].items():
+            failed.setdefault(p, []).append((m["failed_requests"], label))
+    for p, n in compare.tally(doc).items():
+        L.append(f"{p} against the best peer: {n['WIN']} WIN, {n['LOSS']} LOSS, {n['TIE']} TIE")
     verdicts = [(n, v) for n, sc in doc["scenarios"].items() for v in sc["targets"]]
     if verdicts:
         L.append("targets (RAP / round robin):")
         for n, v in verdicts:
-            L.append(f"  {n:10} {v['text']:40} {_ratio(v['ratio']):>7}  "
+            L.append(f"  {n:10} {v['text']:40} {_with_ci(v['ratio'], v.get('ci95')):>20}  "
                      f"{'met' if v['met'] else ('not measured' if v['met'] is None else 'MISSED')}")
+    L += _failed_lines(failed)
     if doc.get("failures"):
         L.append(f"{len(doc['failures'])} run(s) failed; see report.md")
     L.append(f"report: {out_dir / 'report.md'}")
     return "\n".join(L)
+
+
+def _failed_lines(failed: dict[str, list]) -> list[str]:
+    """Per policy with failed requests: all steps together and its worst step, wrapped to the screen."""
+    parts = []
+    for p, steps in failed.items():
+        count, requests = sum(f["count"] for f, _ in steps), sum(f["requests"] for f, _ in steps)
+        if count:
+            worst, label = max(steps, key=lambda fl: fl[0]["share"] or 0)
+            parts.append(f"{p} {count} ({count / requests:.1%}; worst {label} {worst['share']:.1%})")
+    if not parts:
+        return []
+    import textwrap
+
+    return textwrap.wrap("failed requests (in the percentiles at the timeout): " + ", ".join(parts), 110,
+                         subsequent_indent="  ", break_on_hyphens=False)

@@ -34,6 +34,8 @@ class RunRecord:
     order: int  # position of the policy within its rep (0 = first)
     started: float
     measures: dict = field(default_factory=dict)
+    # the step's requests as arrays, for the report's confidence intervals; not in summary.json
+    outcomes: stats.Outcomes | None = field(default=None, repr=False, compare=False)
 
     def key(self) -> tuple:
         return (self.scenario, self.policy, self.rate)
@@ -133,9 +135,9 @@ def _one_run(target, s: Scenario, policy: str, rep: int, order: int, raw: IO) ->
             d.update(scenario=s.name, policy=policy, rep=rep + 1, rate=rate)
             raw.write(json.dumps(d) + "\n")
         raw.flush()
-        rec = RunRecord(s.name, policy, rep + 1, rate, order, started)
-        rec.measures = stats.run_measures(samples, s.duration_s)
-        records.append(rec)
+        outcomes = stats.outcomes(samples, s.duration_s, s.timeout_s, closed=s.mode == "closed")
+        records.append(RunRecord(s.name, policy, rep + 1, rate, order, started, stats.measures(outcomes),
+                                 outcomes))
     return records
 
 
@@ -144,5 +146,5 @@ def _brief(r: RunRecord) -> str:
     rate = f"{r.rate:g}/s: " if r.rate is not None else ""
     p50 = f"{m['p50_ms']:.0f}" if m["p50_ms"] is not None else "-"
     local = f"{m['local_share']:.0%}" if m["local_share"] is not None else "-"
-    err = f", {m['error_rate']:.1%} err" if m["error_rate"] else ""
+    err = f", {m['failed']} failed ({m['error_rate']:.1%})" if m["error_rate"] else ""
     return f"{rate}{m['throughput_rps']:.0f} req/s, p50 {p50} ms, local {local}{err}"

@@ -111,3 +111,21 @@ def test_a_cluster_that_fails_to_start_skips_its_group(tmp_path):
 @pytest.mark.parametrize("last", [0, 1, 2])
 def test_next_rotation(last):
     assert runner.next_rotation(last, 3) == (last + 2) % 3
+
+
+def test_each_step_is_measured_with_the_scenarios_timeout_and_its_end(tmp_path):
+    class Mixed(FakeTarget):
+        def load(self, s, rate):
+            ok = {"status": 200, "pod": "p", "node": "node-1", "error": "", "client": "node-1"}
+            return [{**ok, "start": 0.1, "latency_ms": 5.0},
+                    {**ok, "start": s.duration_s - 0.001, "latency_ms": 50.0},  # answered after the step
+                    {**ok, "start": 0.2, "latency_ms": 3.0, "status": 0, "error": "ConnectionResetError"}]
+
+    s = replace(_fast("geo")[0], timeout_s=4.0)
+    res = runner.run(Mixed(), [s], 1, tmp_path, _quiet(3))
+    m = res.records[0].measures
+    assert m["throughput_rps"] == 1 / s.duration_s and m["late"] == 1 and m["failed"] == 1
+    assert m["p95_ms"] == pytest.approx(50 + (4000 - 50) * 0.9)  # the failure counts as the 4 s timeout
+    o = res.records[0].outcomes
+    assert o is not None and len(o) == 3 and o.latency_ms.tolist() == [5.0, 50.0, 4000.0]
+    assert "outcomes" not in m  # measures go to summary.json; the arrays do not
