@@ -44,7 +44,7 @@ import numpy as np
 from rap.bench import stats
 
 LEVEL = 0.95
-RESAMPLES = 1000
+RESAMPLES = 2000
 SEED = 2869  # the paper's article number
 # Two-sided 95% quantiles of Student's t by degrees of freedom (reps - 1; MAX_REPS is 20).
 T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
