@@ -5,7 +5,9 @@
 
 Modules, one concern each: scenarios (the experiments as data, validation),
 runner (interleaved, repeated runs), stats (percentiles, medians, spread,
-ratios), report (summary.json, report.md, plots, the end-of-run screen),
+ratios), ci (95% intervals of ratios), compare (RAP against the best peer,
+metric by metric, WIN/LOSS/TIE), report (summary.json, report.md, the
+end-of-run screen), plots,
 target (local cluster or kubeconfig), kube (the workload on a real cluster),
 overload (the co-located workload that saturates pods), progress.
 """

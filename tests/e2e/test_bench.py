@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from rap.bench.scenarios import POLICIES, SCENARIOS
+from rap.bench.scenarios import PEERS, POLICIES, SCENARIOS
 from rap.bench.stats import MEASURES
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -52,7 +52,7 @@ def test_summary_json_is_complete(quick_run):
     _, out, _ = quick_run
     doc = json.loads((out / "summary.json").read_text())
     assert doc["quick"] is True and doc["reps"] == 1 and doc["policies"] == list(POLICIES)
-    assert doc["failures"] == [] and doc["interrupted"] is False
+    assert doc["failures"] == [] and doc["interrupted"] is False and "statistics" in doc
     assert set(doc["scenarios"]) == set(QUICK)
     for name, sc in doc["scenarios"].items():
         for step in sc["steps"].values():
@@ -62,6 +62,11 @@ def test_summary_json_is_complete(quick_run):
                 assert m["throughput_rps"]["median"] > 0
                 assert m["p50_ms"]["median"] is not None
             assert set(step["ratios"]) == {f"{p}/round-robin" for p in POLICIES if p != "round-robin"}
+            assert {"p50_ms", "p95_ms", "throughput_rps"} <= set(step["best_peer"]), name
+            assert step["best_peer"]["p50_ms"]["policy"] in PEERS
+            assert {"p50_ms", "p95_ms", "throughput_rps"} <= set(step["vs_best_peer"]["rap"]), name
+            for v in step["vs_best_peer"]["rap"].values():
+                assert v["verdict"] in ("WIN", "LOSS", "TIE") and v["ci95"][0] <= v["ratio"]
         for v in sc["targets"]:  # stated, whatever they are
             assert v["ratio"] is not None and v["met"] in (True, False)
 
