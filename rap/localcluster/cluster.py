@@ -8,6 +8,7 @@ tears down everything made so far, so nothing is left half-built.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +19,7 @@ from rap.config import DEFAULT_RTT_PORT
 from rap.errors import UserError
 from rap.localcluster import config as cfg
 from rap.localcluster import metrics, netdelay, netns, objects, pki, procs, proxykinds, state, workload
-from rap.localcluster.sh import ToolError, quiet, require_tool
+from rap.localcluster.sh import ToolError, quiet, require_tool, run
 from rap.localcluster.teardown import teardown
 from rap.paths import build_out_dir
 from rap.status import Status
@@ -200,13 +201,53 @@ def start_proxy(runtime: Path, c: cfg.ClusterConfig, st: state.ClusterState, i: 
 def cleanup_proxy(kind_name: str, i: int) -> None:
     """Remove what a stopped proxy of ``kind_name`` left in node i's namespace."""
     kind = proxykinds.kind(kind_name)
+    netns_name = cfg.node_netns(i)
     if kind.build is not None:
-        # kube-proxy leaves its KUBE-PORTALS-* (userspace) or KUBE-SERVICES (iptables)
-        # rules behind on exit; --cleanup removes those of every mode.
-        quiet([str(_local_kube_proxy(kind.build)), "--cleanup"], netns=cfg.node_netns(i))
+        # kube-proxy leaves its rules behind on exit: KUBE-PORTALS-* (userspace), KUBE-SERVICES,
+        # KUBE-SVC-* and the rest (iptables, in both families: v1.21 runs dual-stack by default).
+        # --cleanup removes those of every mode but keeps the chains a kubelet owns (KUBE-MARK-*)
+        # and its canaries; no kubelet runs here, so the sweep removes what is left.
+        quiet([str(_local_kube_proxy(kind.build)), "--cleanup"], netns=netns_name)
+        for family in ("iptables", "ip6tables"):
+            _sweep_kube_chains(family, netns_name)
     elif kind.balance is not None:
         from rap.localcluster import haproxy
-        haproxy.cleanup(cfg.node_netns(i))
+        haproxy.cleanup(netns_name)
+
+
+def kube_chain_removal(saved: str) -> str:
+    """iptables-restore input that removes every KUBE-* chain of an ``iptables-save`` dump,
+    and every rule of another chain that jumps to one; "" when there is none."""
+    out, table, jumps, chains = [], None, [], []
+
+    def close():
+        if table and (jumps or chains):
+            out.extend([f"*{table}", *jumps, *(f"-F {c}" for c in chains), *(f"-X {c}" for c in chains),
+                        "COMMIT"])
+
+    for line in saved.splitlines():
+        if line.startswith("*"):
+            table, jumps, chains = line[1:], [], []
+        elif line.startswith(":KUBE-"):
+            chains.append(line[1:].split()[0])
+        elif line.startswith("-A ") and not line.split()[1].startswith("KUBE-") and " -j KUBE-" in line:
+            jumps.append("-D" + line[2:])
+        elif line == "COMMIT":
+            close()
+            table = None
+    return "\n".join(out) + "\n" if out else ""
+
+
+def _sweep_kube_chains(family: str, netns_name: str) -> None:
+    saved = run([f"{family}-save"], netns=netns_name, check=False)
+    removal = kube_chain_removal(saved)
+    if not removal:
+        return
+    cmd = ["ip", "netns", "exec", netns_name, f"{family}-restore", "-w", "5", "--noflush"]
+    proc = subprocess.run(cmd, input=removal, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise LocalClusterError(f"could not remove kube-proxy's {family} rules in {netns_name}: "
+                                f"{proc.stderr.strip()}; run `invoke local-down` and start again")
 
 
 def wait_service(runtime: Path, st: state.ClusterState, i: int, timeout: float = 60) -> None:
@@ -295,20 +336,32 @@ def switch_proxy(kind: str, policy: str = "rap", runtime: Path | None = None) ->
     runtime, st, c = _live(runtime)
     new = cfg.ClusterConfig(**{**asdict(c), "proxy": kind, "python_policy": policy})
     binary = preflight(new).get("kube-proxy")
-    for i in c.node_indexes():
-        procs.stop(runtime, f"proxy-{i}")
-    # Each cleanup takes ~0.4 s and the nodes are independent: side by side keeps
-    # the benchmark's dozens of switches short.
-    with ThreadPoolExecutor(max_workers=c.nodes) as pool:
-        list(pool.map(lambda i: cleanup_proxy(st.proxy, i), c.node_indexes()))
-    old_policy, new_policy = proxykinds.kind(st.proxy).traffic_policy, proxykinds.kind(kind).traffic_policy
-    if new_policy != old_policy:
-        objects.set_traffic_policy(objects.api_client(st.kubeconfig), new_policy)
+    old, names = st.proxy, [f"proxy-{i}" for i in c.node_indexes()]
+    # Side by side keeps the benchmark's dozens of switches short: one SIGTERM to
+    # every old proxy at once (the Python proxy takes ~0.4 s to exit), then each
+    # node's cleanup in its own thread (kube-proxy --cleanup ~0.4 s); nodes are
+    # independent namespaces.
+    recorded = procs.recorded(runtime)
+    procs.terminate([recorded[n] for n in names if n in recorded], 5.0)
+    for name in names:
+        procs.stop(runtime, name)  # already gone: this forgets its pid file
+    _each_node(c, lambda i: cleanup_proxy(old, i))
+    api = objects.api_client(st.kubeconfig)
+    wanted = proxykinds.kind(kind).traffic_policy
+    # From the Service itself, not the previous kind: a switch that failed half-way
+    # must not leave Local (or Cluster) behind for the next one.
+    if objects.traffic_policy(api) != wanted:
+        objects.set_traffic_policy(api, wanted)
     st.proxy = kind
     st.config.update(proxy=kind, python_policy=policy)
     state.save(runtime, st)
     for i in c.node_indexes():
         start_proxy(runtime, new, st, i, binary)
-    for i in c.node_indexes():
-        wait_service(runtime, st, i)
+    _each_node(c, lambda i: wait_service(runtime, st, i))
     return st
+
+
+def _each_node(c: cfg.ClusterConfig, action) -> None:
+    """``action(i)`` for every node, side by side; the first failure is raised."""
+    with ThreadPoolExecutor(max_workers=c.nodes) as pool:
+        list(pool.map(action, c.node_indexes()))

@@ -4,8 +4,10 @@ There is no kubelet or controller-manager here: the project runs the pods'
 processes itself, so it writes what a kubelet and the endpoints controller
 would: Node objects with capacity and addresses, Pod objects bound to a node
 with their status (IP, Running, Ready), and the Service's Endpoints and its
-EndpointSlice (userspace kube-proxy and RAP read Endpoints; v1.21's iptables
-proxier reads EndpointSlices).
+EndpointSlice. Userspace kube-proxy and RAP read Endpoints; v1.21's iptables
+proxier reads EndpointSlices (through discovery.k8s.io/v1beta1) while the beta
+gate EndpointSliceProxying is on, as it is by default. Writing the slice keeps
+the iptables peers on upstream's defaults instead of turning that gate off.
 """
 
 from __future__ import annotations
@@ -96,31 +98,54 @@ def set_endpoints(api: client.ApiClient, pods: list[PodSpec], name: str = SERVIC
     set_endpoint_slice(api, pods, name, namespace, port)
 
 
-def set_endpoint_slice(api: client.ApiClient, pods: list[PodSpec], service: str = SERVICE,
-                       namespace: str = NAMESPACE, port: int = TARGET_PORT) -> None:
-    """Replace the Service's one EndpointSlice, labelled as the endpointslice controller labels its own."""
-    discovery = client.DiscoveryV1Api(api)
-    name = f"{service}-local"
-    body = client.V1EndpointSlice(
-        metadata=client.V1ObjectMeta(name=name, labels={
+def endpoint_slice(pods: list[PodSpec], service: str = SERVICE, namespace: str = NAMESPACE,
+                   port: int = TARGET_PORT) -> client.V1EndpointSlice:
+    """The Service's one EndpointSlice (discovery.k8s.io/v1, GA in v1.21), labelled as the
+    endpointslice controller labels its own: kube-proxy finds a Service's slices by
+    ``kubernetes.io/service-name``, and an endpoint is this node's when ``nodeName`` is."""
+    return client.V1EndpointSlice(
+        metadata=client.V1ObjectMeta(name=f"{service}-local", labels={
             "kubernetes.io/service-name": service,
             "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}),
         address_type="IPv4",
+        # Only ``ready``: v1.21's API server drops ``serving`` and ``terminating`` while the
+        # alpha gate EndpointSliceTerminatingCondition is off, and kube-proxy reads nil as true.
         endpoints=[client.V1Endpoint(
-            addresses=[p.ip], node_name=p.node,
-            conditions=client.V1EndpointConditions(ready=True, serving=True, terminating=False),
+            addresses=[p.ip], node_name=p.node, conditions=client.V1EndpointConditions(ready=True),
             target_ref=client.V1ObjectReference(kind="Pod", name=p.name, namespace=namespace))
             for p in pods],
         ports=[client.DiscoveryV1EndpointPort(name="http", port=port, protocol="TCP")])
+
+
+def set_endpoint_slice(api: client.ApiClient, pods: list[PodSpec], service: str = SERVICE,
+                       namespace: str = NAMESPACE, port: int = TARGET_PORT) -> None:
+    """Replace the Service's one EndpointSlice with ``pods``."""
+    discovery = client.DiscoveryV1Api(api)
+    body = endpoint_slice(pods, service, namespace, port)
     try:
-        discovery.replace_namespaced_endpoint_slice(name, namespace, body)
+        discovery.replace_namespaced_endpoint_slice(body.metadata.name, namespace, body)
     except client.ApiException as exc:
         if exc.status != 404:
             raise
         discovery.create_namespaced_endpoint_slice(namespace, body)
 
 
+TRAFFIC_POLICIES = ("Cluster", "Local")
+
+
+def traffic_policy(api: client.ApiClient, name: str = SERVICE, namespace: str = NAMESPACE) -> str:
+    """The Service's internalTrafficPolicy as stored ("Cluster" when unset)."""
+    svc = client.CoreV1Api(api).read_namespaced_service(name, namespace)
+    return svc.spec.internal_traffic_policy or "Cluster"
+
+
 def set_traffic_policy(api: client.ApiClient, policy: str, name: str = SERVICE,
                        namespace: str = NAMESPACE) -> None:
-    """The Service's internalTrafficPolicy: "Cluster" (every endpoint) or "Local" (this node's only)."""
+    """The Service's internalTrafficPolicy: "Cluster" (every endpoint) or "Local" (this node's only).
+
+    Kept only while kube-apiserver runs with ServiceInternalTrafficPolicy=true (alpha in v1.21);
+    without the gate the API server drops the field and the patch silently does nothing.
+    """
+    if policy not in TRAFFIC_POLICIES:
+        raise ValueError(f"internalTrafficPolicy {policy!r}: want one of {', '.join(TRAFFIC_POLICIES)}")
     client.CoreV1Api(api).patch_namespaced_service(name, namespace, {"spec": {"internalTrafficPolicy": policy}})
