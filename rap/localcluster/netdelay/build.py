@@ -51,9 +51,9 @@ def source_digest(source_dir: Path = SOURCE_DIR) -> str:
     return h.hexdigest()
 
 
-def build_netdelay(force: bool = False, source_dir: Path = SOURCE_DIR) -> Path:
-    """Build netdelay into <cache>/bin/netdelay unless it is already built from these sources."""
-    out = binary_path()
+def build_netdelay(force: bool = False, source_dir: Path = SOURCE_DIR, out: Path | None = None) -> Path:
+    """Build netdelay into ``out`` (<cache>/bin/netdelay) unless it is already built from these sources."""
+    out = out or binary_path()
     stamp = out.with_name(BINARY_NAME + ".stamp")
     env = go_env()
     go = _find_go()
