@@ -40,7 +40,13 @@ def recorded(runtime: Path) -> dict[str, int]:
     pids = runtime / "pids"
     if not pids.is_dir():
         return {}
-    return {p.stem: int(p.read_text()) for p in pids.glob("*.pid")}
+    found = {}
+    for p in pids.glob("*.pid"):
+        try:
+            found[p.stem] = int(p.read_text())
+        except FileNotFoundError:
+            continue  # stopped (by another thread) between the listing and the read
+    return found
 
 
 def alive(pid: int) -> bool:

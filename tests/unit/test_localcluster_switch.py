@@ -169,3 +169,22 @@ def test_a_failed_cleanup_stops_the_switch_before_anything_new_starts(monkeypatc
     with pytest.raises(cluster.LocalClusterError, match="rap-node-2"):
         cluster.switch_proxy("python")
     assert world.kinds("start") == [] and world.kinds("save") == []
+
+
+def test_recorded_skips_a_pid_file_removed_while_listing(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from rap.localcluster import procs
+
+    (tmp_path / "pids").mkdir()
+    (tmp_path / "pids" / "proxy-1.pid").write_text("11")
+    (tmp_path / "pids" / "proxy-2.pid").write_text("22")
+    real_read = Path.read_text
+
+    def racing_read(self, *a, **k):
+        if self.name == "proxy-2.pid":  # another thread's procs.stop got there first
+            self.unlink()
+        return real_read(self, *a, **k)
+
+    monkeypatch.setattr(Path, "read_text", racing_read)
+    assert procs.recorded(tmp_path) == {"proxy-1": 11}
