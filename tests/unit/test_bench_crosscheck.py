@@ -1,4 +1,5 @@
-"""rap.bench.crosscheck without a cluster: vegeta's output parsed, the verdict, the table, bad options, the build."""
+"""rap.bench.crosscheck and rap.bench.vegeta without a cluster: vegeta's output parsed, the verdict, the table,
+bad options, the pinned build."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from rap.bench import crosscheck as cc
+from rap.bench import vegeta as vg
 from rap.errors import OptionError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,7 +44,7 @@ REPORT = json.dumps({
 
 
 def test_encoded_results_become_samples_in_schedule_order():
-    samples = cc.parse_encoded(ENCODED)
+    samples = vg.parse_encoded(ENCODED)
     assert [s["seq"] for s in samples] == [0, 1, 2, 3]
     first, second, local, failed = samples
     assert first["latency_ms"] == pytest.approx(45.04498) and first["start"] == 0.0
@@ -52,24 +54,24 @@ def test_encoded_results_become_samples_in_schedule_order():
 
 
 def test_an_empty_attack_has_no_samples():
-    assert cc.parse_encoded("\n") == []
+    assert vg.parse_encoded("\n") == []
 
 
 @pytest.mark.parametrize("line", ['{"seq": 0}', "not json", '{"seq": "x", "timestamp": "t", "latency": 1, "code": 200}'])
 def test_a_line_that_is_not_a_vegeta_result_is_one_clear_error(line):
-    with pytest.raises(cc.CrossCheckError, match="vegeta encode, line 1: not a vegeta result"):
-        cc.parse_encoded(line)
+    with pytest.raises(vg.VegetaError, match="vegeta encode, line 1: not a vegeta result"):
+        vg.parse_encoded(line)
 
 
 def test_vegeta_report_in_milliseconds():
-    rep = cc.parse_report(REPORT)
+    rep = vg.parse_report(REPORT)
     assert rep == {"requests": 4, "success": 0.75, "p50_ms": pytest.approx(41.7), "p95_ms": pytest.approx(45.0)}
-    with pytest.raises(cc.CrossCheckError, match="not a vegeta JSON report"):
-        cc.parse_report('{"requests": 4}')
+    with pytest.raises(vg.VegetaError, match="not a vegeta JSON report"):
+        vg.parse_report('{"requests": 4}')
 
 
 def test_measures_are_over_successful_requests_with_p50_by_node():
-    m = cc.measures(cc.parse_encoded(ENCODED))
+    m = cc.measures(vg.parse_encoded(ENCODED))
     assert (m["requests"], m["ok"], m["success"]) == (4, 3, 0.75)
     assert m["p50_ms"] == pytest.approx(41.0)  # the 10 s timeout is not a latency
     assert m["by_node"] == {"node-1": {"ok": 1, "p50_ms": 3.5},
@@ -78,7 +80,7 @@ def test_measures_are_over_successful_requests_with_p50_by_node():
 
 
 def test_start_lag_is_against_vegeta_own_schedule():
-    lag = cc.start_lag_ms(cc.parse_encoded(ENCODED), rate=40)  # due every 25 ms; seq 2 started 2 ms late
+    lag = vg.start_lag_ms(vg.parse_encoded(ENCODED), rate=40)  # due every 25 ms; seq 2 started 2 ms late
     assert lag["max"] == pytest.approx(2.0) and lag["p50"] == pytest.approx(0.0, abs=1e-6)
 
 
@@ -88,7 +90,7 @@ def _runs(loadgen_p50s, vegeta_p50s):
         for tool, p50 in (("loadgen", a), ("vegeta", b)):
             runs.append({"round": i, "tool": tool, "requests": 600, "ok": 600, "success": 1.0, "p50_ms": p50,
                          "p95_ms": None if p50 is None else p50 * 1.5,
-                         "by_node": {} if p50 is None else {"node-2": {"ok": 600, "p50_ms": p50}},
+                         "by_node": {} if p50 is None else {"node-2": {"ok": 600, "p50_ms": p50}}, "cpu_s": 1.5,
                          **({"report": {"p50_ms": p50, "p95_ms": p50}, "start_lag_ms": {"p50": 0.2, "max": 2.0}}
                             if tool == "vegeta" else {})})
     return runs
@@ -113,6 +115,16 @@ def test_verdict_tolerance_is_ten_percent_either_way(loadgen, vegeta, within):
     assert v["within"] is within and v["tolerance"] == 0.10
 
 
+def test_rounds_that_disagree_more_than_the_tolerance_are_called_out():
+    steady = cc.verdict(_runs([45.4, 45.5], [44.6, 44.8]))
+    assert steady["noisy"] == [] and steady["medians"]["vegeta"]["p50_spread"] == pytest.approx(0.2 / 44.7)
+    queueing = _runs([51.7, 58.8], [59.0, 57.5])  # stock kube-proxy at 40 req/s: its accept loop queues
+    v = cc.verdict(queueing)
+    assert v["noisy"] == ["loadgen"] and v["within"] is True
+    assert "caution: loadgen's p50 varied 13% between its own rounds" in cc.table(queueing, v)
+    assert "caution" not in cc.table(_runs([45.4], [44.6]), cc.verdict(_runs([45.4], [44.6])))
+
+
 def test_table_shows_every_run_the_medians_and_the_verdict():
     runs = _runs([68.3, 67.2], [65.9, 64.4])
     text = cc.table(runs, cc.verdict(runs))
@@ -130,20 +142,31 @@ def test_rounds_alternate_which_tool_goes_first():
                                                       ("loadgen", "vegeta")]
 
 
-def test_attack_is_open_loop_with_a_new_connection_per_request_and_bounded():
-    opts = cc.Options(rate=40, duration_s=15, timeout_s=10)
-    cmd = cc.attack_command(Path("/c/vegeta"), "rap-node-1", Path("t"), Path("r.bin"), opts)
-    assert cmd[:6] == ["ip", "netns", "exec", "rap-node-1", "/c/vegeta", "attack"]
+def test_attack_is_open_loop_with_a_new_connection_per_request_and_bounded(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_vegeta(cmd, timeout):
+        calls.append((cmd, timeout))
+        return {"encode": ENCODED, "report": REPORT}.get(cmd[1], "")
+
+    monkeypatch.setattr(vg, "_vegeta", fake_vegeta)
+    samples, report, cpu = vg.attack(Path("/c/vegeta"), "rap-node-1", "http://10.215.0.10:80/", tmp_path / "r.bin",
+                                     rate=40, duration_s=15, timeout_s=10)
+    (attack, timeout), encode, rep = calls
+    assert attack[:6] == ["ip", "netns", "exec", "rap-node-1", "/c/vegeta", "attack"] and timeout == 55
     for flag in ("-rate=40/1s", "-duration=15s", "-timeout=10s", "-keepalive=false", "-http2=false",
-                 "-max-workers=410", "-output=r.bin", "-targets=t"):
-        assert flag in cmd
+                 "-max-workers=410", f"-output={tmp_path / 'r.bin'}", f"-targets={tmp_path / 'r.targets'}"):
+        assert flag in attack
+    assert (tmp_path / "r.targets").read_text() == "GET http://10.215.0.10:80/\n"
+    assert encode[0][1:] == ["encode", "-to=json", str(tmp_path / "r.bin")] and rep[0][1] == "report"
+    assert len(samples) == 4 and report["requests"] == 4 and cpu >= 0
 
 
 def test_defaults_parse_and_name_a_new_results_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     opts = cc.parse_options()
     assert (opts.scenario, opts.policy, opts.rate, opts.duration_s, opts.rounds) == ("rates", "round-robin",
-                                                                                     40, 15.0, 3)
+                                                                                     20, 15.0, 3)
     assert opts.out.startswith("results/crosscheck-")
     assert cc.parse_options(rate="80", duration="5", rounds="2", policy="rap", scenario="geo").rate == 80
 
@@ -187,20 +210,20 @@ def test_help_explains_every_option():
                          capture_output=True, text=True, timeout=60).stdout
     for opt in ("--scenario", "--policy", "--rate", "--duration", "--rounds", "--warmup", "--timeout", "--out"):
         assert opt in out
-    assert "(default 40)" in out and "(default round-robin)" in out
+    assert "(default 20)" in out and "(default round-robin)" in out
 
 
 class _FakeGo:
     """run_go stand-in: records the commands; `install` drops a binary into GOBIN."""
 
-    def __init__(self, checksum: str = cc.VEGETA_SUM) -> None:
+    def __init__(self, checksum: str = vg.SUM) -> None:
         self.calls: list[list[str]] = []
         self.checksum = checksum
 
     def __call__(self, args, cwd, env, what, capture=False):
         self.calls.append(args)
         if args[:2] == ["mod", "download"]:
-            return json.dumps({"Path": cc.VEGETA_MODULE, "Version": cc.VEGETA_VERSION, "Sum": self.checksum})
+            return json.dumps({"Path": vg.MODULE, "Version": vg.VERSION, "Sum": self.checksum})
         bin_dir = Path(env["GOBIN"])
         bin_dir.mkdir(parents=True, exist_ok=True)
         (bin_dir / "vegeta").write_text("#!/bin/sh\n")
@@ -219,16 +242,16 @@ def fake_go(tmp_path, monkeypatch):
 
 
 def test_vegeta_is_built_once_pinned_into_the_cache(fake_go, tmp_path):
-    path = cc.build_vegeta()
+    path = vg.build()
     assert path == tmp_path / "bin" / "vegeta" and path.is_file()
     install = fake_go.calls[1]
     assert install[0] == "install" and install[-1] == "github.com/tsenart/vegeta/v12@v12.13.0"
-    assert cc.build_vegeta() == path and len(fake_go.calls) == 2  # the stamp matches: no second build
+    assert vg.build() == path and len(fake_go.calls) == 2  # the stamp matches: no second build
     assert not list((tmp_path / "tmp").iterdir())  # the build folder is gone
 
 
 def test_a_checksum_other_than_the_pinned_one_is_refused(fake_go, tmp_path):
     fake_go.checksum = "h1:somethingelse="
-    with pytest.raises(cc.CrossCheckError, match="not the pinned h1:J/UiNS3f"):
-        cc.build_vegeta()
+    with pytest.raises(vg.VegetaError, match="not the pinned h1:J/UiNS3f"):
+        vg.build()
     assert not (tmp_path / "bin" / "vegeta").exists() and len(fake_go.calls) == 1
