@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -90,43 +91,54 @@ func (d *delayer) flushVerdicts() {
 	}
 }
 
-// loop runs until stop is readable: sleep in ppoll until a packet arrives or
-// the next one falls due, read every waiting packet, release what is due.
+// loop runs until stop is readable: sleep until a packet arrives or the next
+// one falls due, read every waiting packet, release what is due.
 func (d *delayer) loop(stop int) error {
-	fds := []unix.PollFd{{Fd: int32(d.nfq.fd), Events: unix.POLLIN}, {Fd: int32(stop), Events: unix.POLLIN}}
-	var ts unix.Timespec
+	p, err := newPoller(d.nfq.fd, stop)
+	if err != nil {
+		return err
+	}
+	defer p.close()
 	for {
-		timeout := (*unix.Timespec)(nil) // nothing held: sleep until a packet or a signal
-		if next, ok := d.release(d.now()); ok {
-			ts = unix.NsecToTimespec(max(int64(next-d.now()), 0))
-			timeout = &ts
-		}
+		now := d.now()
+		next, ok := d.release(now)
 		d.flushVerdicts()
-		fds[0].Revents, fds[1].Revents = 0, 0
-		if _, err := unix.Ppoll(fds, timeout, nil); err != nil && err != unix.EINTR {
-			return fmt.Errorf("ppoll: %w", err)
+		if err := p.arm(next, now, ok); err != nil {
+			return fmt.Errorf("timer: %w", err)
 		}
-		if fds[1].Revents != 0 {
+		ready, err := p.wait()
+		if err != nil {
+			return fmt.Errorf("wait: %w", err)
+		}
+		for _, e := range ready {
+			switch {
+			case int(e.Fd) == stop:
+				return nil
+			case int(e.Fd) != d.nfq.fd:
+			case e.Events&unix.EPOLLERR != 0:
+				return fmt.Errorf("netlink socket error (events %#x)", e.Events)
+			default:
+				if err := d.drain(); err != nil {
+					return err
+				}
+			}
+		}
+	}
+}
+
+// drain reads every packet waiting on the socket, many per system call.
+func (d *delayer) drain() error {
+	for {
+		n, err := d.nfq.recv()
+		if err == unix.EAGAIN || err == unix.ENOBUFS {
+			return nil // ENOBUFS: the kernel dropped messages (NETLINK_NO_ENOBUFS normally prevents it)
+		}
+		if err != nil {
+			return fmt.Errorf("receive: %w", err)
+		}
+		d.receive(n, d.now())
+		if n < recvBatch {
 			return nil
-		}
-		if fds[0].Revents&(unix.POLLERR|unix.POLLNVAL) != 0 {
-			return fmt.Errorf("netlink socket error (revents %#x)", fds[0].Revents)
-		}
-		if fds[0].Revents&unix.POLLIN == 0 {
-			continue
-		}
-		for { // drain: a full batch means more may be waiting
-			n, err := d.nfq.recv(unix.MSG_DONTWAIT)
-			if err == unix.EAGAIN || err == unix.ENOBUFS {
-				break // ENOBUFS: the kernel dropped messages (NETLINK_NO_ENOBUFS normally prevents it)
-			}
-			if err != nil {
-				return fmt.Errorf("receive: %w", err)
-			}
-			d.receive(n, d.now())
-			if n < recvBatch {
-				break
-			}
 		}
 	}
 }
@@ -150,6 +162,9 @@ func signalPipe() (int, func() string, error) {
 }
 
 func run(rules []Rule, maxQueue int, slack time.Duration) error {
+	// One goroutine does all the work: a second P would only add threads
+	// that wake each other up (see poller).
+	runtime.GOMAXPROCS(1)
 	stop, signalName, err := signalPipe()
 	if err != nil {
 		return err

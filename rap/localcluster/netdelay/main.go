@@ -12,11 +12,12 @@
 // packet metadata (NFQNL_COPY_META), never payloads, and its own state is a
 // fixed-size ring of (packet id, release time) per queue.
 //
-// It is cheap per packet because everything runs in one loop on one thread:
+// It is cheap per packet because one goroutine does everything (delayer.go):
 // all queues share one netlink socket, packets are read many per system call,
-// the loop sleeps in ppoll until the next packet is due (or more arrive), and
+// the loop sleeps until the next packet is due or more arrive (a timerfd and
+// the socket in one epoll set, parked in the Go runtime's poller: poller.go),
 // the due packets of every queue are released with one batch verdict per
-// queue, all in one write; nothing is allocated per packet (see nfq.go).
+// queue, all in one write, and nothing is allocated per packet (nfq.go).
 //
 // Failure mode (fail open): the iptables rules that feed the queues are meant
 // to carry --queue-bypass, so while no netdelay process is bound to a queue the

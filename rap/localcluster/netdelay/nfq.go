@@ -9,7 +9,6 @@ package main
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"unsafe"
 
@@ -152,7 +151,7 @@ func (c *nfqConn) bindQueue(queue uint16, maxLen uint32, onPacket func(queue uin
 		return fmt.Errorf("send config: %w", err)
 	}
 	for {
-		n, err := c.recv(unix.MSG_WAITFORONE) // without it, a blocking recvmmsg waits for a full batch
+		n, err := c.recvWait()
 		if err != nil {
 			return fmt.Errorf("read config answer: %w", err)
 		}
@@ -178,19 +177,19 @@ func (c *nfqConn) bindQueue(queue uint16, maxLen uint32, onPacket func(queue uin
 	}
 }
 
-// recv reads up to recvBatch datagrams: with MSG_DONTWAIT those waiting, with
-// MSG_WAITFORONE at least one.
-func (c *nfqConn) recv(flags int) (int, error) {
+// recv reads the datagrams waiting, up to recvBatch, without blocking.
+func (c *nfqConn) recv() (int, error) {
+	return rawRecvmmsg(c.fd, c.msgs[:])
+}
+
+// recvWait blocks until at least one datagram is there (only while binding).
+func (c *nfqConn) recvWait() (int, error) {
 	for {
 		n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(c.fd), uintptr(unsafe.Pointer(&c.msgs[0])),
-			recvBatch, uintptr(flags), 0, 0)
-		switch {
-		case e == unix.EINTR:
-			continue
-		case e != 0:
-			return 0, e
+			recvBatch, unix.MSG_WAITFORONE, 0, 0) // without it, a blocking recvmmsg waits for a full batch
+		if e != unix.EINTR {
+			return int(n), errnoErr(e)
 		}
-		return int(n), nil
 	}
 }
 
@@ -237,10 +236,7 @@ func (c *nfqConn) flush() error {
 	if len(c.out) == 0 {
 		return nil
 	}
-	_, err := unix.Write(c.fd, c.out)
-	for errors.Is(err, unix.EINTR) {
-		_, err = unix.Write(c.fd, c.out)
-	}
+	err := rawWrite(c.fd, c.out)
 	c.out = c.out[:0]
 	return err
 }
