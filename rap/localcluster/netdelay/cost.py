@@ -10,12 +10,19 @@ and after:
 
 - each delayer's CPU time (``utime``/``stime`` from ``/proc/PID/stat``);
 - the packets its rules queued (the NFQUEUE rules' iptables counters);
+- the cluster's CPU time: every process in its namespaces (proxies, pods,
+  node agents, delayers), the load generator and ksoftirqd. A delayer's
+  system time includes the kernel's work on each packet it releases (the
+  verdict re-injects the packet, which then runs through the stack in the
+  delayer's system call), work done elsewhere without it; the cluster's
+  difference from ``none`` is what the delay really adds;
 - the whole machine's busy CPU time (``/proc/stat``), which also counts
   whatever else runs on the machine: compare variants of the same run only.
 
 Variants alternate round by round (A B A B ...), so drift on a shared machine
 falls on all of them alike. At the end the cluster's own delayers (the
-current build) are back in place. Not here: bringing the cluster up or down.
+current build) are back in place. The figures are pooled and printed by
+rap.localcluster.netdelay.costfigures. Not here: bringing the cluster up or down.
 
 Run as root, beside the running cluster::
 
@@ -31,7 +38,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import resource
 import shutil
 import statistics
@@ -40,18 +46,18 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from rap.errors import UserError
 from rap.localcluster import procs, sh, state, traffic
 from rap.localcluster import config as cfg
 from rap.localcluster.netdelay.build import BINARY_NAME, SOURCE_DIR, build_netdelay
+from rap.localcluster.netdelay.costfigures import NONE, Round, per_variant, report
 from rap.localcluster.netdelay.rtt import parse_rtt
 from rap.localcluster.netdelay.rules import CHAIN, NodeAddr
 from rap.localcluster.netdelay.runtime import apply, remove
 
-NONE = "none"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 RTT_PORT = 10250  # what every node of the local cluster answers TCP on (cluster.RTT_PORT)
 
@@ -77,25 +83,6 @@ class CostError(UserError, RuntimeError):
 class Variant:
     label: str
     binary: Path | None  # None: no delay at all
-
-
-@dataclass
-class Round:
-    label: str
-    round: int
-    seconds: float
-    requests: int
-    ok: int
-    cross_node: int  # requests answered by a pod on another node than the client's
-    latency_ms_p50: float
-    connect_ms: list[float]
-    errors: dict[str, int]  # failed requests by error
-    delayer_user_s: dict[str, float] = field(default_factory=dict)  # per namespace
-    delayer_sys_s: dict[str, float] = field(default_factory=dict)
-    packets: dict[str, int] = field(default_factory=dict)  # queued by each node's rules
-    system_busy_s: float = 0.0  # whole machine, all CPUs
-    cluster_cpu_s: float = 0.0  # the cluster's namespaces' processes, the load generator and ksoftirqd
-    summaries: list[str] = field(default_factory=list)  # the delayers' exit lines
 
 
 def cpu_times(pid: int) -> tuple[float, float]:
@@ -155,18 +142,6 @@ def connect_times(client: NodeAddr, host: str, n: int) -> list[float]:
     out = sh.run(["ip", "netns", "exec", client.namespace, sys.executable, "-c", CONNECT, host,
                   str(RTT_PORT), str(n)])
     return json.loads(out)
-
-
-GO_UNITS_MS = {"ns": 1e-6, "us": 1e-3, "µs": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4, "h": 3.6e6}
-
-
-def go_duration_ms(text: str) -> float:
-    """Milliseconds of a Go duration as netdelay prints it ("-38µs", "1.2ms", "0s", "1m2s")."""
-    parts = re.findall(r"([\d.]+)(ns|us|µs|ms|s|m|h)", text)
-    if not parts or "".join(n + u for n, u in parts) != text.lstrip("-+"):
-        raise ValueError(f"not a Go duration: {text!r}")
-    ms = sum(float(n) * GO_UNITS_MS[u] for n, u in parts)
-    return -ms if text.startswith("-") else ms
 
 
 def build_revision(rev: str, out_dir: Path) -> Path:
@@ -261,70 +236,6 @@ def measure(variant: Variant, rnd: int, st, nodes, rtts, args, log_dir: Path) ->
     remove(nodes)  # SIGTERM: the delayers print their per-queue figures
     r.summaries = exit_lines(log_dir, variant.label, offsets)
     return r
-
-
-def per_variant(rounds: list[Round]) -> dict[str, dict]:
-    """Each variant's figures, pooled over its rounds: CPU per second per node and per 1000 packets."""
-    out: dict[str, dict] = {}
-    for label in dict.fromkeys(r.label for r in rounds):
-        rs = [r for r in rounds if r.label == label]
-        secs = sum(r.seconds for r in rs)
-        user = sum(sum(r.delayer_user_s.values()) for r in rs)
-        syst = sum(sum(r.delayer_sys_s.values()) for r in rs)
-        packets = sum(sum(r.packets.values()) for r in rs)
-        nodes = max((len(r.delayer_user_s) for r in rs), default=0)
-        connects = [c for r in rs for c in r.connect_ms]
-        late = {key: [go_duration_ms(m.group(1)) for r in rs for line in r.summaries
-                      for m in [re.search(rf"{key}=(\S+)", line)] if m] for key in ("late_avg", "late_max")}
-        per_node = {ns: sum(r.delayer_user_s.get(ns, 0) + r.delayer_sys_s.get(ns, 0) for r in rs) / secs
-                    for ns in dict.fromkeys(ns for r in rs for ns in r.delayer_user_s)}
-        out[label] = {
-            "rounds": len(rs), "seconds": secs, "requests_ok": sum(r.ok for r in rs),
-            "requests": sum(r.requests for r in rs),
-            "cross_node_share": sum(r.cross_node for r in rs) / max(sum(r.ok for r in rs), 1),
-            "latency_ms_p50": statistics.median(r.latency_ms_p50 for r in rs),
-            "packets_per_s_per_node": packets / secs / max(nodes, 1) if nodes else 0.0,
-            "delayer_cpu_per_s_per_node": (user + syst) / secs / nodes if nodes else 0.0,
-            "delayer_user_per_s_per_node": user / secs / nodes if nodes else 0.0,
-            "delayer_sys_per_s_per_node": syst / secs / nodes if nodes else 0.0,
-            "delayer_cpu_s_per_1000_packets": (user + syst) / packets * 1000 if packets else 0.0,
-            "system_busy_cores": sum(r.system_busy_s for r in rs) / secs,
-            "cluster_cores": sum(r.cluster_cpu_s for r in rs) / secs,
-            "connect_ms_median": statistics.median(connects),
-            "connect_ms_min": min(connects), "connect_ms_max": max(connects),
-            "delayer_cpu_per_s_by_node": per_node,
-            "late_avg_ms_mean": statistics.fmean(late["late_avg"]) if late["late_avg"] else None,
-            "late_max_ms": max(late["late_max"], default=None),
-        }
-    return out
-
-
-def report(summary: dict[str, dict], ref: str | None) -> str:
-    cols = [("cpu/s/node", "delayer_cpu_per_s_per_node", "{:.4f}"),
-            ("user", "delayer_user_per_s_per_node", "{:.4f}"), ("sys", "delayer_sys_per_s_per_node", "{:.4f}"),
-            ("cpu-s/1k pkt", "delayer_cpu_s_per_1000_packets", "{:.4f}"),
-            ("pkt/s/node", "packets_per_s_per_node", "{:.0f}"), ("busy cores", "system_busy_cores", "{:.3f}"),
-            ("cluster cores", "cluster_cores", "{:.3f}"),
-            ("connect ms", "connect_ms_median", "{:.2f}"), ("req p50 ms", "latency_ms_p50", "{:.1f}"),
-            ("ok/req", None, None), ("cross", "cross_node_share", "{:.2f}")]
-    lines = ["variant    " + " ".join(f"{c:>12}" for c, _, _ in cols)]
-    for label, s in summary.items():
-        cells = []
-        for _, key, fmt in cols:
-            cells.append(f"{s['requests_ok']}/{s['requests']}" if key is None else fmt.format(s[key]))
-        lines.append(f"{label:<10} " + " ".join(f"{c:>12}" for c in cells))
-    if ref and summary.get(ref, {}).get("delayer_cpu_per_s_per_node"):
-        base = summary[ref]
-        for label, s in summary.items():
-            if label != ref and s["delayer_cpu_per_s_per_node"]:
-                lines.append(f"{label} / {ref}: delayer CPU x{s['delayer_cpu_per_s_per_node'] / base['delayer_cpu_per_s_per_node']:.3f}"
-                             f", per packet x{s['delayer_cpu_s_per_1000_packets'] / base['delayer_cpu_s_per_1000_packets']:.3f}")
-    if NONE in summary:
-        for label, s in summary.items():
-            if label != NONE:
-                lines.append(f"{label} - {NONE}: cluster +{s['cluster_cores'] - summary[NONE]['cluster_cores']:.3f} cores, "
-                             f"whole machine +{s['system_busy_cores'] - summary[NONE]['system_busy_cores']:.3f} cores busy")
-    return "\n".join(lines)
 
 
 def _labelled(spec: str, option: str) -> tuple[str, str]:
