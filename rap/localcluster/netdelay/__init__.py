@@ -33,7 +33,10 @@ The modules: ``rtt`` parses --rtt, ``rules`` turns RTTs into each node's
 queues, iptables rules and delayer argv (pure), ``build`` builds the delayer
 with the project's Go toolchain, ``runtime`` installs the rules and runs the
 delayers; ``errors`` holds RttOptionError and NetDelayError. Everything is
-importable from here, as ``netdelay.parse_rtt`` and so on.
+importable from here, as ``netdelay.parse_rtt`` and so on. Apart, run as
+``python3 -m rap.localcluster.netdelay.cost``: ``cost`` measures what the
+delayers of a running cluster cost in CPU, builds side by side, and
+``costfigures`` pools and prints its figures.
 """
 
 from __future__ import annotations
