@@ -268,8 +268,13 @@ def main(argv: list[str] | None = None) -> int:
     for flag, value in (("--client", args.client), ("--peer", args.peer)):
         if not 1 <= value <= len(nodes):
             raise CostError(f"{flag} {value}: the cluster has nodes 1..{len(nodes)}")
+    with tempfile.TemporaryDirectory(prefix="netdelay-cost-") as work:  # the builds of other revisions
+        return run(args, st, nodes, rtts, Path(work))
+
+
+def run(args: argparse.Namespace, st, nodes, rtts, work: Path) -> int:
+    """Every round of every variant, the figures printed; the cluster's own delayers back at the end."""
     log_dir = state.runtime_dir() / "logs" / "netdelay-cost"
-    work = Path(tempfile.mkdtemp(prefix="netdelay-cost-"))
     variants = [Variant(label, build_revision(rev, work / label)) for label, rev in
                 (_labelled(s, "--rev") for s in args.rev)]
     for label, path in (_labelled(s, "--binary") for s in args.binary):
