@@ -223,29 +223,28 @@ def validate(s: Scenario) -> Scenario:
     return s
 
 
-def parse_names(text: str | None) -> list[str]:
-    """``"geo,overload"`` -> names in the given order; None/"all" -> every scenario."""
+def _listed(text: str | None, option: str, choices) -> list[str]:
+    """``"a,b"`` -> ["a", "b"], each one of ``choices``; None/"all" -> every choice."""
     if text is None or text.strip() in ("", "all"):
-        return list(SCENARIOS)
+        return list(choices)
     names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in SCENARIOS]
+    unknown = [n for n in names if n not in choices]
     if unknown or not names:
-        raise ScenarioError(f"--scenarios: unknown {', '.join(unknown) or '(empty)'}; "
-                            f"choose from {', '.join(SCENARIOS)} (comma-separated)")
+        raise ScenarioError(f"{option}: unknown {', '.join(unknown) or '(empty)'}; "
+                            f"choose from {', '.join(choices)} (comma-separated)")
     if len(set(names)) != len(names):
-        raise ScenarioError(f"--scenarios: {text!r} names a scenario twice")
+        raise ScenarioError(f"{option}: {text!r} names one twice")
     return names
+
+
+def parse_names(text: str | None) -> list[str]:
+    """``"geo,overload"`` -> scenario names in the given order; None/"all" -> every scenario."""
+    return _listed(text, "--scenarios", SCENARIOS)
 
 
 def parse_policies(text: str | None) -> list[str]:
     """``"rap,iptables"`` -> those policies in POLICIES' order; None/"all" -> every policy."""
-    if text is None or text.strip() in ("", "all"):
-        return list(POLICIES)
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in POLICIES]
-    if unknown or not names:
-        raise ScenarioError(f"--policies: unknown {', '.join(unknown) or '(empty)'}; "
-                            f"choose from {', '.join(POLICIES)} (comma-separated)")
+    names = _listed(text, "--policies", POLICIES)
     return [p for p in POLICIES if p in names]
 
 

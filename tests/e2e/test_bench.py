@@ -7,7 +7,6 @@ stated (met or missed) in the report, not timed tests.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -18,6 +17,8 @@ import pytest
 from rap.bench.scenarios import PEERS, POLICIES, SCENARIOS
 from rap.bench.stats import MEASURES
 
+from tests.e2e.clusters import need_root_and_builds
+
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -26,12 +27,7 @@ QUICK = [n for n, s in SCENARIOS.items() if s.in_quick]  # --quick leaves the pr
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
-    if os.geteuid() != 0:
-        pytest.skip("the local cluster needs root")
-    from rap.build.binaries import build_apiserver, build_kube_proxy
-
-    build_kube_proxy(rap=True, stock=True)
-    build_apiserver()
+    need_root_and_builds()
     out = tmp_path_factory.mktemp("bench") / "results"
     t0 = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "invoke", "bench", "--quick", "--out", str(out)],

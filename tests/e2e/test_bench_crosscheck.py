@@ -12,13 +12,14 @@ first use). Run under the cluster lock:
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from tests.e2e.clusters import need_root_and_builds
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,12 +28,7 @@ RATE, DURATION, ROUNDS = 20, 5, 2
 
 @pytest.fixture(scope="module")
 def short_check(tmp_path_factory):
-    if os.geteuid() != 0:
-        pytest.skip("the local cluster needs root")
-    from rap.build.binaries import build_apiserver, build_kube_proxy
-
-    build_kube_proxy(rap=False, stock=True)
-    build_apiserver()
+    need_root_and_builds(rap=False)
     out = tmp_path_factory.mktemp("crosscheck") / "results"
     t0 = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "invoke", "bench-crosscheck", "--rate", str(RATE),

@@ -16,6 +16,8 @@ import pytest
 
 from rap.localcluster import cluster, config, netns, procs, state, traffic, workload
 
+from tests.e2e.clusters import running
+
 pytestmark = pytest.mark.e2e
 
 NODE1 = config.node_netns(1)
@@ -23,21 +25,10 @@ NODE1 = config.node_netns(1)
 
 @pytest.fixture(scope="module")
 def rap_cluster():
-    if os.geteuid() != 0:
-        pytest.skip("the local cluster needs root")
-    from rap.build.binaries import build_apiserver, build_kube_proxy
-
-    build_kube_proxy(rap=True, stock=True)
-    build_apiserver()
-    runtime = state.runtime_dir()
-    cluster.down(runtime)  # a leftover from an aborted run must not fail this one
     c = config.ClusterConfig(nodes=3, proxy="rap", default_pods=2, pod_cpu=0.25, cpu_ms=2,
                              rtt_ms={(1, 2): 10.0, (1, 3): 30.0, (2, 3): 20.0}, rap_period_s=1.0)
-    try:
-        st = cluster.up(c, runtime)
+    with running(c) as (runtime, st):
         yield runtime, st
-    finally:
-        cluster.down(runtime)
 
 
 def _load(st, **kw):

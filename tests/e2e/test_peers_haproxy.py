@@ -23,6 +23,8 @@ from rap.localcluster.haproxy import redirect
 from rap.localcluster.haproxy.config import BACKEND
 from rap.localcluster.haproxy.runtime import AdminSocket
 
+from tests.e2e.clusters import running
+
 pytestmark = pytest.mark.e2e
 
 NODES = (1, 2, 3)
@@ -30,19 +32,9 @@ NODES = (1, 2, 3)
 
 @pytest.fixture(scope="module")
 def peer_cluster():
-    if os.geteuid() != 0:
-        pytest.skip("the local cluster needs root")
-    from rap.build.binaries import build_apiserver, build_kube_proxy
-
-    build_kube_proxy(rap=False, stock=True)
-    build_apiserver()
-    runtime = state.runtime_dir()
-    cluster.down(runtime)  # a leftover from an aborted run must not fail this one
     c = config.ClusterConfig(nodes=3, proxy="haproxy-leastconn", default_pods=2, pod_cpu=0.25, cpu_ms=2)
-    try:
-        yield runtime, cluster.up(c, runtime)
-    finally:
-        cluster.down(runtime)
+    with running(c, rap=False) as (runtime, st):
+        yield runtime, st
 
 
 def _load(st, i: int, **kw):

@@ -7,13 +7,14 @@ switches to the kind it starts from, so the tests do not depend on their order.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections import Counter
 
 import pytest
 
 from rap.localcluster import cluster, config, objects, state, traffic
+
+from tests.e2e.clusters import running
 
 pytestmark = pytest.mark.e2e
 
@@ -23,20 +24,9 @@ RTT_1_2_MS = 20.0
 
 @pytest.fixture(scope="module")
 def peers():
-    if os.geteuid() != 0:
-        pytest.skip("the local cluster needs root")
-    from rap.build.binaries import build_apiserver, build_kube_proxy
-
-    build_kube_proxy(rap=True, stock=True)
-    build_apiserver()
-    runtime = state.runtime_dir()
-    cluster.down(runtime)  # a leftover from an aborted run must not fail this one
     c = config.ClusterConfig(nodes=3, proxy="stock", default_pods=2, rtt_ms={(1, 2): RTT_1_2_MS})
-    try:
-        cluster.up(c, runtime)
+    with running(c) as (runtime, _):
         yield runtime
-    finally:
-        cluster.down(runtime)
 
 
 def _running(runtime, kind: str) -> state.ClusterState:

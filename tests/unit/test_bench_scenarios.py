@@ -177,3 +177,10 @@ def test_policies_option_keeps_the_table_order_and_names_unknown_ones():
     assert scenarios.parse_policies("iptables, rap") == ["rap", "iptables"]
     with pytest.raises(ScenarioError, match="--policies: unknown ipvs; choose from round-robin"):
         scenarios.parse_policies("rap,ipvs")
+
+
+def test_a_subset_naming_one_twice_is_refused():
+    with pytest.raises(ScenarioError, match="--scenarios: 'geo,geo' names one twice"):
+        scenarios.parse_names("geo,geo")
+    with pytest.raises(ScenarioError, match="--policies: 'rap,rap' names one twice"):
+        scenarios.parse_policies("rap,rap")
