@@ -100,3 +100,22 @@ def test_a_clear_error_is_raised_as_it_is(fake_up, monkeypatch):
     with pytest.raises(cluster.LocalClusterError, match="^the Service does not answer$"):
         cluster.up(ClusterConfig(), runtime)
     assert calls["teardown"] == [runtime]
+
+
+@pytest.mark.parametrize("proxy, policies", [("local-only", ["Local"]), ("iptables", []), ("rap", [])])
+def test_backend_pods_set_the_services_traffic_policy_for_the_kinds_that_need_it(monkeypatch, tmp_path, proxy,
+                                                                                 policies):
+    from rap.localcluster import objects, workload
+
+    set_to = []
+    monkeypatch.setattr(workload, "start_pod", lambda runtime, c, api, i, k: {"name": f"web-{i}-{k}"})
+    monkeypatch.setattr(cluster, "write_metrics_registry", lambda runtime, st: None)
+    monkeypatch.setattr(cluster, "pod_spec", lambda c, p: p["name"])
+    monkeypatch.setattr(state, "save", lambda runtime, st: None)
+    monkeypatch.setattr(objects, "create_service", lambda api: "10.215.0.9")
+    monkeypatch.setattr(objects, "set_endpoints", lambda api, pods: None)
+    monkeypatch.setattr(objects, "set_traffic_policy", lambda api, policy: set_to.append(policy))
+    ctx = steps.Context(tmp_path, ClusterConfig(nodes=1, proxy=proxy), {}, state.ClusterState())
+    ctx.api = object()
+    steps.backend_pods(ctx)
+    assert set_to == policies and ctx.state.cluster_ip == "10.215.0.9"
