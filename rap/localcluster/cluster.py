@@ -173,6 +173,7 @@ def proxy_argv(c: cfg.ClusterConfig, st: state.ClusterState, i: int, binary: Pat
     if kind.balance is not None:
         return [sys.executable, "-m", kind.module, "--kubeconfig", st.kubeconfig, "--node", node,
                 "--cluster-ip", st.cluster_ip, "--port", str(objects.SERVICE_PORT), "--balance", kind.balance,
+                "--cgroup", workload.node_cgroup(node),
                 "--workdir", str((runtime or state.runtime_dir()) / f"haproxy-{i}")]
     gates = [f"--feature-gates={proxykinds.FEATURE_GATES}"] if kind.mode == "iptables" else []
     return [str(binary), f"--kubeconfig={st.kubeconfig}", f"--proxy-mode={kind.mode}", *gates,

@@ -76,3 +76,49 @@ def test_a_missing_haproxy_exits_1_naming_install(argv):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
     assert "no-haproxy not found: run scripts/install.sh" in proc.stderr
+
+
+
+V1 = "12:cpu,cpuacct:/rap-local/node-1\n11:memory:/rap-local/node-1\n1:name=systemd:/init.scope\n"
+
+
+def test_in_cgroup_reads_proc_self_cgroup():
+    assert cli.in_cgroup("rap-local/node-1", V1)
+    assert cli.in_cgroup("rap-local/node-1", "0::/rap-local/node-1\n")  # cgroup v2
+    assert not cli.in_cgroup("rap-local/node-1", "12:cpu,cpuacct:/\n0::/user.slice\n")
+    assert not cli.in_cgroup("rap-local/node-1", "12:cpu:/rap-local/node-11\n")
+
+
+def test_haproxy_waits_until_the_cluster_has_moved_the_agent(argv, monkeypatch, tmp_path):
+    order = []
+    proc = tmp_path / "cgroup"
+    proc.write_text("12:cpu,cpuacct:/\n")
+    real = cli.wait_in_cgroup
+
+    def moved_later(name, timeout=cli.CGROUP_WAIT_S, path=None):
+        order.append("waiting")
+        proc.write_text(V1)  # the cluster's join_node_cgroup
+        return real(name, timeout, str(proc))
+
+    class FakeAgent:
+        def __init__(self, opts):
+            pass
+
+        def run(self):
+            order.append("agent")
+            return 0
+
+    monkeypatch.setattr(cli, "wait_in_cgroup", moved_later)
+    monkeypatch.setattr(cli, "Agent", FakeAgent)
+    assert cli.main(argv(**{"--cgroup": "rap-local/node-1"})) == 0
+    assert order == ["waiting", "agent"]
+
+
+def test_an_agent_never_moved_does_not_start_haproxy(argv, monkeypatch, tmp_path, caplog):
+    proc = tmp_path / "cgroup"
+    proc.write_text("12:cpu,cpuacct:/\n")
+    real = cli.wait_in_cgroup
+    monkeypatch.setattr(cli, "wait_in_cgroup", lambda name: real(name, 0.1, str(proc)))
+    monkeypatch.setattr(cli, "Agent", lambda opts: pytest.fail("the agent (and haproxy) must not start"))
+    assert cli.main(argv(**{"--cgroup": "rap-local/node-9"})) == 1
+    assert "not moved into cgroup rap-local/node-9" in caplog.text

@@ -59,5 +59,6 @@ def test_python_and_haproxy_kinds_are_python_modules():
     assert haproxy[1:3] == ["-m", "rap.localcluster.haproxy"]
     assert haproxy[haproxy.index("--balance") + 1] == "random(2)"
     assert haproxy[haproxy.index("--cluster-ip") + 1] == "10.215.0.7"
+    assert haproxy[haproxy.index("--cgroup") + 1] == "rap-local/node-2"  # haproxy is charged to its node
     leastconn = _argv("haproxy-leastconn")
     assert leastconn[leastconn.index("--balance") + 1] == "leastconn"

@@ -12,6 +12,7 @@ import ipaddress
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 from rap.errors import OptionError
@@ -51,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--poll-s", type=float, default=0.5, metavar="S",
                    help="how often the Endpoints are read (default 0.5)")
     p.add_argument("--haproxy", default="haproxy", metavar="BIN", help="haproxy binary (default haproxy)")
+    p.add_argument("--cgroup", metavar="NAME",
+                   help="cgroup that the cluster moves this agent into: haproxy starts only once the agent is "
+                        "in it, so that haproxy is charged to the node too (default: do not wait)")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
                    help="logging level (default INFO)")
     return p
@@ -91,12 +95,37 @@ def options(args: argparse.Namespace) -> Options:
                    haproxy=args.haproxy)
 
 
+CGROUP_WAIT_S = 10.0
+
+
+def in_cgroup(name: str, text: str) -> bool:
+    """Whether /proc/self/cgroup's ``text`` puts the process in ``name`` in some hierarchy."""
+    return any(line.rsplit(":", 1)[-1].rstrip("/").endswith("/" + name.strip("/")) for line in text.splitlines())
+
+
+def wait_in_cgroup(name: str, timeout: float = CGROUP_WAIT_S, path: str = "/proc/self/cgroup") -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        if in_cgroup(name, Path(path).read_text()):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+
+
 def main(argv: list[str] | None = None) -> int:
     args, opts = parse_args(argv)
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s haproxy[" + args.node + "] %(levelname)s %(message)s")
     # urllib3 warns on every retry; the agent's once-per-change messages say it better.
     logging.getLogger("urllib3").setLevel(logging.ERROR)
+    # The cluster moves this process into the node's cgroup just after starting it; it
+    # cannot enter by itself, since `ip netns exec` hides /sys/fs/cgroup from it. haproxy,
+    # forked below, inherits the agent's cgroup, so it waits until the move is done.
+    if args.cgroup and not wait_in_cgroup(args.cgroup):
+        log.error("not moved into cgroup %s within %.0f s; haproxy would run outside its node's cgroup",
+                  args.cgroup, CGROUP_WAIT_S)
+        return 1
     try:
         return Agent(opts).run()
     except HaproxyError as e:
