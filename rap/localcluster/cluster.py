@@ -8,7 +8,6 @@ tears down everything made so far, so nothing is left half-built.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -244,11 +243,11 @@ def _sweep_kube_chains(family: str, netns_name: str) -> None:
     removal = kube_chain_removal(saved)
     if not removal:
         return
-    cmd = ["ip", "netns", "exec", netns_name, f"{family}-restore", "-w", "5", "--noflush"]
-    proc = subprocess.run(cmd, input=removal, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise LocalClusterError(f"could not remove kube-proxy's {family} rules in {netns_name}: "
-                                f"{proc.stderr.strip()}; run `invoke local-down` and start again")
+    try:
+        run([f"{family}-restore", "-w", "5", "--noflush"], netns=netns_name, input=removal)
+    except ToolError as exc:
+        raise LocalClusterError(f"could not remove kube-proxy's {family} rules in {netns_name}: {exc}; "
+                                "run `invoke local-down` and start again") from None
 
 
 def wait_service(runtime: Path, st: state.ClusterState, i: int, timeout: float = 60) -> None:

@@ -89,12 +89,8 @@ def set_endpoints(api: client.ApiClient, pods: list[PodSpec], name: str = SERVIC
     subsets = [client.V1EndpointSubset(addresses=addresses, ports=[client.CoreV1EndpointPort(
         name="http", port=port, protocol="TCP")])] if pods else []
     body = client.V1Endpoints(metadata=client.V1ObjectMeta(name=name), subsets=subsets)
-    try:
-        core.replace_namespaced_endpoints(name, namespace, body)
-    except client.ApiException as exc:
-        if exc.status != 404:
-            raise
-        core.create_namespaced_endpoints(namespace, body)
+    _replace_or_create(lambda: core.replace_namespaced_endpoints(name, namespace, body),
+                       lambda: core.create_namespaced_endpoints(namespace, body))
     set_endpoint_slice(api, pods, name, namespace, port)
 
 
@@ -122,12 +118,18 @@ def set_endpoint_slice(api: client.ApiClient, pods: list[PodSpec], service: str 
     """Replace the Service's one EndpointSlice with ``pods``."""
     discovery = client.DiscoveryV1Api(api)
     body = endpoint_slice(pods, service, namespace, port)
+    _replace_or_create(lambda: discovery.replace_namespaced_endpoint_slice(body.metadata.name, namespace, body),
+                       lambda: discovery.create_namespaced_endpoint_slice(namespace, body))
+
+
+def _replace_or_create(replace, create) -> None:
+    """Replace an object; create it where it does not exist yet (404)."""
     try:
-        discovery.replace_namespaced_endpoint_slice(body.metadata.name, namespace, body)
+        replace()
     except client.ApiException as exc:
         if exc.status != 404:
             raise
-        discovery.create_namespaced_endpoint_slice(namespace, body)
+        create()
 
 
 TRAFFIC_POLICIES = ("Cluster", "Local")

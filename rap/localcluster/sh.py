@@ -20,10 +20,11 @@ def require_tool(name: str, package: str) -> str:
     return path
 
 
-def run(cmd: Sequence[str], check: bool = True, netns: str | None = None) -> str:
+def run(cmd: Sequence[str], check: bool = True, netns: str | None = None, input: str | None = None) -> str:
+    """The command's output; ``input`` is written to its stdin (e.g. iptables-restore's rules)."""
     if netns:
         cmd = ["ip", "netns", "exec", netns, *cmd]
-    proc = subprocess.run(list(cmd), capture_output=True, text=True)
+    proc = subprocess.run(list(cmd), capture_output=True, text=True, input=input)
     if check and proc.returncode != 0:
         raise ToolError(f"`{' '.join(cmd)}` failed: {(proc.stderr or proc.stdout).strip()}")
     return proc.stdout

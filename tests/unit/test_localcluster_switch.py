@@ -188,3 +188,20 @@ def test_recorded_skips_a_pid_file_removed_while_listing(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Path, "read_text", racing_read)
     assert procs.recorded(tmp_path) == {"proxy-1": 11}
+
+
+def test_the_sweep_feeds_the_removal_to_restore_and_names_a_failure(monkeypatch):
+    from rap.localcluster.sh import ToolError
+
+    calls = []
+
+    def fake_run(cmd, check=True, netns=None, input=None):
+        calls.append((cmd[0], netns, input))
+        if cmd[0].endswith("-save"):
+            return NAT_AFTER_IPTABLES
+        raise ToolError("`iptables-restore` failed: line 3 failed")
+
+    monkeypatch.setattr(cluster, "run", fake_run)
+    with pytest.raises(cluster.LocalClusterError, match="could not remove kube-proxy's iptables rules in rap-node-1"):
+        cluster._sweep_kube_chains("iptables", "rap-node-1")
+    assert calls[1] == ("iptables-restore", "rap-node-1", cluster.kube_chain_removal(NAT_AFTER_IPTABLES))
