@@ -73,6 +73,7 @@ class Field:
     max: float | None = None
     min_open: bool = False
     max_open: bool = False
+    choices: tuple[str, ...] | None = None  # type "string": the allowed values
 
     @property
     def param(self) -> str:
@@ -82,6 +83,8 @@ class Field:
     @property
     def allowed(self) -> str:
         """The range as the docs write it: ``> 0``, ``(0, 1]``, ``>= 0``, ``1..65535``."""
+        if self.choices:
+            return ", ".join(self.choices)
         lo, hi = self.min, self.max
         if lo is not None and hi is not None:
             if self.type == "integer" and not (self.min_open or self.max_open):
@@ -98,20 +101,26 @@ class Field:
         if self.default_factor_of:
             other, factor = self.default_factor_of
             return f"{_num(factor)} × {other}"
-        return _num(self.default)
+        return self.default if isinstance(self.default, str) else _num(self.default)
 
     def describe(self) -> str:
         """One line of option help: what it is, its range and its default."""
         return f"{self.help}; {self._requirement(say_unit=self.unit not in self.help)} (default {self.default_text})"
 
     def _requirement(self, say_unit: bool = True) -> str:
+        if self.choices:
+            return f"one of {self.allowed}"
         both = self.min is not None and self.max is not None
         if self.type == "integer":
             return f"{f'a {self.unit} ' if say_unit else ''}{'in ' if both else ''}{self.allowed}"
         return f"{'in ' if both else ''}{self.allowed}{_UNIT_WORDS.get(self.unit, '') if say_unit else ''}"
 
-    def check(self, value: Any) -> float | int:
+    def check(self, value: Any) -> float | int | str:
         """``value`` if it is in range (an integral float becomes an int for integer fields)."""
+        if self.choices:
+            if value not in self.choices:
+                raise ConfigError((self.name,), f"must be {self._requirement()}, got {value!r}")
+            return value
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError((self.name,), f"must be {'a number' if self.type == 'number' else self._requirement()}, "
                                             f"got {value!r}")
@@ -146,11 +155,11 @@ def _load(path: Path = TABLE_PATH) -> tuple[dict[str, Field], tuple[Constraint, 
     table = json.loads(path.read_text())
     fields: dict[str, Field] = {}
     for row in table["fields"]:
-        kind = {"number": float, "integer": int}[row["type"]]
+        kind = {"number": float, "integer": int, "string": str}[row["type"]]
         factor = row.get("default_factor_of")
         if factor is not None and factor[0] not in fields:
             raise ValueError(f"{path}: {row['name']}: default_factor_of names {factor[0]!r}, not an earlier field")
-        plain = {k: v for k, v in row.items() if k in _PLAIN_KEYS}
+        plain = {k: (tuple(v) if k == "choices" else v) for k, v in row.items() if k in _PLAIN_KEYS}
         fields[row["name"]] = Field(**plain, default=None if row["default"] is None else kind(row["default"]),
                                     default_factor_of=tuple(factor) if factor else None)
     constraints = []
@@ -198,7 +207,8 @@ class _RapConfigMethods:
 
 RapConfig = dataclasses.make_dataclass(
     "RapConfig",
-    [(f.name, float if f.default is not None else float | None, dataclasses.field(default=f.default))
+    [(f.name, {"string": str, "integer": int}.get(f.type, float) if f.default is not None else float | None,
+      dataclasses.field(default=f.default))
      for f in DECISION_FIELDS],
     bases=(_RapConfigMethods,),
     frozen=True,
