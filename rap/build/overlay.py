@@ -3,8 +3,10 @@
 The overlay deletes upstream's ``pkg/proxy/userspace/roundrobin.go`` and adds
 ``rap_patch/rap.go`` under its own name (so compiler errors name rap.go), the
 patch's sibling files, and for test runs ``rap_patch/*_test.go``, all without
-writing to any source tree. Not here: the source tree (rap.build.source) or the
-builds and tests that use the overlay.
+writing to any source tree. One sibling, ``rap_patch/proxysocket.go``, replaces
+upstream's file of that name (``REPLACED_FILES``); any other clash of names is
+an error. Not here: the source tree (rap.build.source) or the builds and tests
+that use the overlay.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 
 from rap import paths
 from rap.build import BuildError
-from rap.build.source import SWAPPED_FILE, USERSPACE_DIR, Tree, write_if_changed
+from rap.build.source import REPLACED_FILES, SWAPPED_FILE, USERSPACE_DIR, Tree, write_if_changed
 
 # Lets a developer prove the pipeline with some other rap.go (for example a
 # copy of upstream's roundrobin.go kept outside the repo) before the real one
@@ -52,8 +54,9 @@ def added_files(rap_go: Path) -> list[Path]:
     """The patch's added files: every other non-test .go file beside the swapped one.
 
     rap.go mirrors upstream's roundrobin.go; configuration, snapshot, decision
-    and monitor live in sibling files of the same package, overlaid with it.
-    A lone file elsewhere (e.g. $RAP_GO_SOURCE in a scratch folder) has none.
+    and monitor live in sibling files of the same package, overlaid with it,
+    and proxysocket.go replaces upstream's. A lone file elsewhere (e.g.
+    $RAP_GO_SOURCE in a scratch folder) has none.
     """
     return sorted(p.resolve() for p in rap_go.parent.glob("*.go")
                   if not p.name.endswith("_test.go") and p.resolve() != rap_go.resolve())
@@ -65,14 +68,16 @@ def overlay_map(package_dir: Path, rap_go: Path, test_files: list[Path] = (),
 
     roundrobin.go is deleted (empty target) and rap.go added under its own
     name, so compiler errors name rap.go. The patch's added files and the
-    test files go beside it. A file named like an upstream file would
-    silently replace that file, so that is an error.
+    test files go beside it. An added file in REPLACED_FILES replaces
+    upstream's file of that name; any other file named like an upstream file
+    would silently replace that file, so that is an error.
     """
     replace = {str(package_dir / SWAPPED_FILE): "", str(package_dir / "rap.go"): str(rap_go)}
     for kind, files in (("added", extra_files), ("test", test_files)):
         for added in files:
             target = package_dir / added.name
-            if target.exists() or str(target) in replace:
+            replaces = kind == "added" and added.name in REPLACED_FILES
+            if (target.exists() and not replaces) or str(target) in replace:
                 raise BuildError(f"{added}: upstream {USERSPACE_DIR} already has a file "
                                  f"named {added.name}; rename the project's {kind} file")
             replace[str(target)] = str(added)

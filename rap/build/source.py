@@ -36,6 +36,11 @@ K8S_VERSION = "v1.21.14"
 USERSPACE_PKG = "k8s.io/kubernetes/pkg/proxy/userspace"
 USERSPACE_DIR = "pkg/proxy/userspace"
 SWAPPED_FILE = "roundrobin.go"
+# Upstream files that rap_patch/ replaces with a file of the same name: the
+# balancer must learn when a connection ends, and only proxysocket.go sees
+# that. Any other rap_patch/ file named like an upstream one is an error
+# (rap.build.overlay), so nothing else is replaced by accident.
+REPLACED_FILES = ("proxysocket.go",)
 
 # Pins that Go 1.26 needs in order to build the 1.21 tree. Each overrides the
 # version Kubernetes itself pins, in the build module's replace block.

@@ -6,6 +6,7 @@ Nothing here runs go build or downloads anything.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -96,3 +97,43 @@ def test_patch_map_is_the_whole_patch(tmp_path):
     got = overlay.patch_map(pkg, rap_go)
     assert got == {str(pkg / "roundrobin.go"): "", str(pkg / "rap.go"): str(rap_go),
                    str(pkg / "rap_decide.go"): str(patch / "rap_decide.go")}
+
+
+def test_patch_proxysocket_replaces_upstreams_and_no_other_name_may(tmp_path):
+    pkg = tmp_path / "userspace"
+    pkg.mkdir()
+    for name in ("roundrobin.go", "proxysocket.go", "proxier.go"):
+        (pkg / name).write_text("package userspace\n")
+    patch = tmp_path / "patch"
+    patch.mkdir()
+    for name in ("rap.go", "proxysocket.go"):
+        (patch / name).write_text("package userspace\n")
+    rap_go = (patch / "rap.go").resolve()
+    got = overlay.patch_map(pkg, rap_go)
+    assert got[str(pkg / "proxysocket.go")] == str(patch / "proxysocket.go")
+    (patch / "proxier.go").write_text("package userspace\n")
+    with pytest.raises(BuildError, match="proxier.go; rename the project's added file"):
+        overlay.patch_map(pkg, rap_go)
+
+def test_a_test_file_may_not_replace_proxysocket_go(tmp_path):
+    # Only the patch's own proxysocket.go may replace upstream's; a test file never does.
+    pkg = tmp_path / "userspace"
+    pkg.mkdir()
+    (pkg / "proxysocket.go").write_text("package userspace\n")
+    with pytest.raises(BuildError, match="rename the project's test file"):
+        overlay.overlay_map(pkg, tmp_path / "rap.go", [tmp_path / "proxysocket.go"])
+
+def test_the_repos_patch_replaces_exactly_roundrobin_and_proxysocket(tmp_path):
+    # The real rap_patch/ against a stand-in of upstream's package listing.
+    pkg = tmp_path / "userspace"
+    pkg.mkdir()
+    upstream = ("loadbalancer.go", "port_allocator.go", "proxier.go", "proxysocket.go",
+                "rlimit.go", "rlimit_windows.go", "roundrobin.go", "port_allocator_test.go",
+                "proxier_test.go", "roundrobin_test.go")
+    for name in upstream:
+        (pkg / name).write_text("package userspace\n")
+    rap_go = overlay.paths.RAP_PATCH_DIR / "rap.go"
+    got = overlay.patch_map(pkg, rap_go.resolve(), overlay.project_test_files())
+    replaced = sorted(Path(k).name for k in got if Path(k).name in upstream)
+    assert replaced == ["proxysocket.go", "roundrobin.go"]
+    assert got[str(pkg / "roundrobin.go")] == ""
