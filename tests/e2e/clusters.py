@@ -1,9 +1,10 @@
-"""What the e2e tests that need a local cluster share: root, the builds, and a cluster that always goes down."""
+"""What the e2e tests that need a local cluster share: root, the builds, a cluster that always goes down, a wait."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import time
 
 import pytest
 
@@ -30,3 +31,14 @@ def running(c, rap: bool = True):
         yield runtime, cluster.up(c, runtime)
     finally:
         cluster.down(runtime)
+
+
+def wait_for(predicate, timeout: float, what: str):
+    """``predicate()``'s first truthy value, polled every 0.5 s; the test fails after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
