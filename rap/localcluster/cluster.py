@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
-from rap.config import DEFAULT_RTT_PORT
+from rap.config import DEFAULT_RTT_PORT, FIELDS
 from rap.errors import UserError
 from rap.localcluster import config as cfg
 from rap.localcluster import metrics, netdelay, netns, objects, pki, procs, proxykinds, state, workload
@@ -185,8 +185,14 @@ def proxy_argv(c: cfg.ClusterConfig, st: state.ClusterState, i: int, binary: Pat
 
 
 def proxy_env(c: cfg.ClusterConfig, st: state.ClusterState, i: int) -> dict[str, str]:
-    return {"RAP_KUBECONFIG": st.kubeconfig, "RAP_NODE_NAME": cfg.node_name(i),
-            "RAP_PERIOD_S": str(c.rap_period_s), "RAP_RTT_PORT": str(RTT_PORT)}
+    """RAP's environment for node i's proxy; the settings' names come from the config table."""
+    settings = {"period_s": c.rap_period_s, "rtt_port": RTT_PORT}
+    mode = proxykinds.kind(c.proxy).rap_mode
+    if mode is not None:
+        settings["mode"] = FIELDS["mode"].check(mode)
+    # Where the proxy finds the API server and which node it is: not settings, so not in the table.
+    env = {"RAP_KUBECONFIG": st.kubeconfig, "RAP_NODE_NAME": cfg.node_name(i)}
+    return {**env, **{FIELDS[name].env: str(value) for name, value in settings.items()}}
 
 
 def start_proxy(runtime: Path, c: cfg.ClusterConfig, st: state.ClusterState, i: int,

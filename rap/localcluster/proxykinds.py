@@ -2,8 +2,9 @@
 
 Every kind runs as one process per node namespace (``proxy-i``), started and
 stopped the same way; what differs is its command line, whether it reads
-RAP's environment, the Service's internalTrafficPolicy while it runs, and
-which kube-proxy build (if any) cleans up its rules when it is replaced.
+RAP's environment (and which of RAP's two decision rules it is told to use),
+the Service's internalTrafficPolicy while it runs, and which kube-proxy
+build (if any) cleans up its rules when it is replaced.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ class ProxyKind:
     module: str | None = None  # `python -m MODULE` for the kinds that are not kube-proxy
     balance: str | None = None  # HAProxy's balance algorithm
     rap_env: bool = False  # reads RAP_* (the RAP monitor's settings)
+    # RAP's decision rule (the config table's "mode") this kind sets; None leaves the table's
+    # default. Set explicitly so that "rap" stays the paper's rule whatever that default becomes.
+    rap_mode: str | None = None
     traffic_policy: str = "Cluster"  # the Service's internalTrafficPolicy while this kind runs
 
     @property
@@ -28,8 +32,10 @@ class ProxyKind:
 
 
 KINDS: dict[str, ProxyKind] = {k.name: k for k in (
-    ProxyKind("rap", "kube-proxy v1.21.14 with rap.go, userspace mode", build="rap", mode="userspace",
-              rap_env=True),
+    ProxyKind("rap", "kube-proxy v1.21.14 with rap.go, userspace mode, classic rule (the paper's)", build="rap",
+              mode="userspace", rap_env=True, rap_mode="classic"),
+    ProxyKind("rap-adaptive", "kube-proxy v1.21.14 with rap.go, userspace mode, adaptive rule (spill the "
+              "excess, spread by cost)", build="rap", mode="userspace", rap_env=True, rap_mode="adaptive"),
     ProxyKind("stock", "upstream kube-proxy v1.21.14, userspace mode (round robin)", build="stock",
               mode="userspace"),
     ProxyKind("iptables", "upstream kube-proxy v1.21.14, iptables mode (random over all endpoints)",

@@ -17,7 +17,7 @@ def test_addresses_come_from_the_documented_ranges():
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"nodes": 0}, "--nodes: must be 1..9"),
-    ({"proxy": "ipvs"}, "--proxy: must be one of rap, stock, iptables, local-only, python, haproxy, haproxy-leastconn"),
+    ({"proxy": "ipvs"}, "--proxy: must be one of rap, rap-adaptive, stock, iptables, local-only, python, haproxy, haproxy-leastconn"),
     ({"python_policy": "random"}, "--policy: must be rap, round-robin or least-request"),
     ({"pods": {4: 1}}, "--pods: node-4 does not exist in a 3-node cluster"),
     ({"default_pods": 0}, "--pods: the cluster would have no backend pods at all"),
