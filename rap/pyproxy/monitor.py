@@ -4,9 +4,11 @@ The same reading as rap.go's monitor (rap_patch/rap_monitor.go): a pod's use is 
 fraction of the sum of its containers' limits (a container without a limit
 counts its request); a node's use is a fraction of its allocatable; the RTT to
 a node is the TCP connect time to its InternalIP on the RTT port (a refused
-connection still took one round trip). What cannot be measured keeps its old
-sample, which the policy ignores once it is older than ``stale_after_s``.
-The pure functions here take API JSON so they are tested without a cluster.
+connection still took one round trip). Samples are merged per item: what one
+fetch did not return keeps its old sample, which the policy ignores once it is
+older than ``stale_after_s`` and the monitor then drops. A sample's ``at`` is
+the metric's own timestamp (see ``Stamps``). The pure functions here take API
+JSON so they are tested without a cluster.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import logging
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any, Callable, Mapping
 
 from rap.quantity import QuantityError, parse_quantity
@@ -51,7 +54,11 @@ def _pod_ips(pod: Mapping[str, Any]) -> list[str]:
     return ips or ([status["podIP"]] if status.get("podIP") else [])
 
 
-def pod_usage_by_ip(pods: Mapping[str, Any], metrics: Mapping[str, Any], at: float) -> dict[str, Usage]:
+# stamp(key, timestamp) -> at: a metric item's key and its ``timestamp`` field, onto the balancer's clock.
+Stamp = Callable[[str, Any], float]
+
+
+def pod_usage_by_ip(pods: Mapping[str, Any], metrics: Mapping[str, Any], stamp: Stamp) -> dict[str, Usage]:
     """PodList + PodMetricsList -> usage by pod IP. Host-network pods share their node's IP: skipped."""
     capacity = {}
     for pod in pods.get("items") or []:
@@ -63,18 +70,20 @@ def pod_usage_by_ip(pods: Mapping[str, Any], metrics: Mapping[str, Any], at: flo
     out: dict[str, Usage] = {}
     for item in metrics.get("items") or []:
         meta = item.get("metadata") or {}
-        ips, cpu_cap, mem_cap = capacity.get((meta.get("namespace", ""), meta.get("name", "")), ([], 0, 0))
+        key = (meta.get("namespace", ""), meta.get("name", ""))
+        ips, cpu_cap, mem_cap = capacity.get(key, ([], 0, 0))
         if cpu_cap <= 0 and mem_cap <= 0:
             continue
         used_cpu = sum(_quantity(c.get("usage"), "cpu") for c in item.get("containers") or [])
         used_mem = sum(_quantity(c.get("usage"), "memory") for c in item.get("containers") or [])
-        usage = Usage(used_cpu / cpu_cap if cpu_cap > 0 else 0.0, used_mem / mem_cap if mem_cap > 0 else 0.0, at)
+        usage = Usage(used_cpu / cpu_cap if cpu_cap > 0 else 0.0, used_mem / mem_cap if mem_cap > 0 else 0.0,
+                      stamp("/".join(key), item.get("timestamp")))
         for ip in ips:
             out[ip] = usage
     return out
 
 
-def node_usage_by_name(nodes: Mapping[str, Any], metrics: Mapping[str, Any], at: float) -> dict[str, Usage]:
+def node_usage_by_name(nodes: Mapping[str, Any], metrics: Mapping[str, Any], stamp: Stamp) -> dict[str, Usage]:
     """NodeList + NodeMetricsList -> usage as fractions of allocatable, by node name."""
     alloc = {(n.get("metadata") or {}).get("name"): (n.get("status") or {}).get("allocatable")
              for n in nodes.get("items") or []}
@@ -85,7 +94,8 @@ def node_usage_by_name(nodes: Mapping[str, Any], metrics: Mapping[str, Any], at:
         if name not in alloc or cpu_cap <= 0 or mem_cap <= 0:
             continue
         usage = item.get("usage")
-        out[name] = Usage(_quantity(usage, "cpu") / cpu_cap, _quantity(usage, "memory") / mem_cap, at)
+        out[name] = Usage(_quantity(usage, "cpu") / cpu_cap, _quantity(usage, "memory") / mem_cap,
+                          stamp(name, item.get("timestamp")))
     return out
 
 
@@ -113,46 +123,114 @@ def probe_rtt_ms(ip: str, port: int, timeout_s: float) -> float | None:
     return (time.perf_counter() - start) * 1000.0
 
 
+def parse_timestamp(value: Any) -> float | None:
+    """An RFC 3339 timestamp -> seconds since the epoch; None when absent or unreadable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed.timestamp() if parsed.tzinfo else None
+
+
+class Stamps:
+    """Where each metric item's timestamp landed on the balancer's clock.
+
+    A sample's ``at`` is the metric's own timestamp, not the fetch's: staleness
+    must measure the data's age. metrics-server reports use over
+    [timestamp - window, timestamp] and serves the same measurement until its
+    next scrape, so a reading stamped when fetched would look fresh however old
+    it is (and a stuck metrics-server would never go stale).
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[float, float]] = {}  # key -> (timestamp, at)
+
+    def at(self, key: str, timestamp: Any, now: float, wall: float) -> float:
+        """``now - (wall - timestamp)``; the same timestamp again is the same measurement and
+        keeps its ``at``; one ahead of ``wall`` (clock skew) is now; one missing is the fetch's."""
+        ts = parse_timestamp(timestamp)
+        if ts is None:
+            return now
+        prev = self._seen.get(key)
+        if prev is not None and prev[0] == ts:
+            return prev[1]
+        at = min(now, now - (wall - ts))
+        self._seen[key] = (ts, at)
+        return at
+
+    def prune(self, now: float, stale_after_s: float) -> None:
+        self._seen = {k: v for k, v in self._seen.items() if now - v[1] <= stale_after_s}
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._seen
+
+
+def merge(old: Mapping[str, Any], fetched: Mapping[str, Any], now: float, stale_after_s: float) -> dict[str, Any]:
+    """The fetched samples over the old ones, without those older than ``stale_after_s``."""
+    return {k: v for k, v in {**old, **fetched}.items() if now - v.at <= stale_after_s}
+
+
 class Monitor:
     """One ``refresh`` per period; ``fetch`` reads the API (replaced by a stub in tests)."""
 
     def __init__(self, api_client, policy, local_node: str, period_s: float, rtt_port: int,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
         self.api_client = api_client
         self.policy = policy
         self.local_node = local_node
         self.rtt_port = rtt_port
         self.clock = clock
+        self.wall = wall  # the clock metrics.k8s.io's timestamps are on
+        self.stale_after_s = policy.config.stale_after_s  # the policy's own horizon
         self.timeout_s = min(period_s, 2.0)
         self.snapshot = Snapshot()
+        self.pod_stamps, self.node_stamps = Stamps(), Stamps()
         self._metrics_ok: bool | None = None
 
     def refresh(self) -> Snapshot:
+        """Merge per item: what this round did not return (a pod metrics-server skipped,
+        a source that failed) keeps its old sample until stale."""
         old = self.snapshot
-        pods, nodes, rtt = old.pods, old.nodes, old.rtt
-        try:
-            node_list = self._get_nodes()
-        except Exception as e:  # noqa: BLE001 - any API failure means "keep serving, go stale"
-            self._note_metrics(e)
-        else:
-            try:
-                pods, nodes = self._usage(node_list)
-                self._note_metrics(None)
-            except Exception as e:  # noqa: BLE001
-                self._note_metrics(e)
-            rtt = self._rtts(node_list, old.rtt)
-        self.snapshot = Snapshot(pods=pods, nodes=nodes, rtt=rtt)
+        errors: list[BaseException] = []
+        pods = self._attempt(self._pod_usage, errors)
+        node_list = self._attempt(self._get_nodes, errors)
+        nodes = self._attempt(lambda: self._node_usage(node_list), errors) if node_list is not None else {}
+        rtt = self._rtts(node_list) if node_list is not None else {}
+        self._note_metrics(errors[0] if errors else None)
+        now = self.clock()
+        self.pod_stamps.prune(now, self.stale_after_s)
+        self.node_stamps.prune(now, self.stale_after_s)
+        self.snapshot = Snapshot(pods=merge(old.pods, pods or {}, now, self.stale_after_s),
+                                 nodes=merge(old.nodes, nodes or {}, now, self.stale_after_s),
+                                 rtt=merge(old.rtt, rtt, now, self.stale_after_s))
         self.policy.update_snapshot(self.snapshot)  # one reference swap
         return self.snapshot
 
-    def _usage(self, node_list: Mapping[str, Any]) -> tuple[dict, dict]:
+    @staticmethod
+    def _attempt(fetch: Callable[[], Any], errors: list[BaseException]) -> Any:
+        """``fetch()``, or None with the error noted: any API failure means "keep serving, go stale"."""
+        try:
+            return fetch()
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+            return None
+
+    def _stamp(self, stamps: Stamps) -> Stamp:
+        now, wall = self.clock(), self.wall()  # once the metrics have arrived
+        return lambda key, timestamp: stamps.at(key, timestamp, now, wall)
+
+    def _pod_usage(self) -> dict[str, Usage]:
         pod_list = self._core_json("list_pod_for_all_namespaces", field_selector="status.phase=Running")
         pod_metrics = self._metrics("pods")
-        node_metrics = self._metrics("nodes")
-        at = self.clock()
-        return pod_usage_by_ip(pod_list, pod_metrics, at), node_usage_by_name(node_list, node_metrics, at)
+        return pod_usage_by_ip(pod_list, pod_metrics, self._stamp(self.pod_stamps))
 
-    def _rtts(self, node_list: Mapping[str, Any], old: Mapping[str, Rtt]) -> dict[str, Rtt]:
+    def _node_usage(self, node_list: Mapping[str, Any]) -> dict[str, Usage]:
+        return node_usage_by_name(node_list, self._metrics("nodes"), self._stamp(self.node_stamps))
+
+    def _rtts(self, node_list: Mapping[str, Any]) -> dict[str, Rtt]:
+        """The nodes that answered; ``refresh``'s merge keeps a silent node's old sample until stale."""
         addrs = node_addresses(node_list, self.local_node)
         if not addrs:
             return {}
@@ -160,13 +238,7 @@ class Monitor:
             results = dict(zip(addrs, pool.map(
                 lambda ip: probe_rtt_ms(ip, self.rtt_port, self.timeout_s), addrs.values())))
         at = self.clock()
-        out = {}
-        for name, ms in results.items():
-            if ms is not None:
-                out[name] = Rtt(ms, at)
-            elif name in old:
-                out[name] = old[name]  # keeps its age, goes stale by itself
-        return out
+        return {name: Rtt(ms, at) for name, ms in results.items() if ms is not None}
 
     def _get_nodes(self) -> Mapping[str, Any]:
         return self._core_json("list_node")

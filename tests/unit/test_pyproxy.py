@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from datetime import datetime, timezone
 
 import pytest
 
@@ -11,7 +13,7 @@ from rap.config import RapConfig
 from rap.policies import AFFINITY_CLIENT_IP, AFFINITY_NONE, Endpoint, make_policy
 from rap.pyproxy import cli
 from rap.pyproxy.iptables import CONTAINER_CHAIN, HOST_CHAIN, Redirect, chains_text, jump_args
-from rap.pyproxy.monitor import Monitor, node_addresses, node_usage_by_name, pod_usage_by_ip
+from rap.pyproxy.monitor import Monitor, Stamps, node_addresses, node_usage_by_name, pod_usage_by_ip
 from rap.pyproxy.relay import Proxier
 from rap.pyproxy.services import PortSpec, port_specs
 from rap.snapshot import Usage
@@ -106,8 +108,16 @@ NODE_METRICS = {"items": [
 ]}
 
 
+def _stamp_log(at):
+    """A stamp function answering ``at`` and recording the (key, timestamp) pairs it was asked."""
+    asked = []
+    return asked, lambda key, timestamp: asked.append((key, timestamp)) or at
+
+
 def test_pod_usage_by_ip():
-    usage = pod_usage_by_ip(PODS, POD_METRICS, at=7.0)
+    asked, stamp = _stamp_log(7.0)
+    usage = pod_usage_by_ip(PODS, _at(POD_METRICS, "T1"), stamp)
+    assert ("default/p1", "T1") in asked  # stamped by the metric item's own timestamp
     assert set(usage) == {"10.214.1.11", "10.214.2.11", "10.214.2.12"}
     assert usage["10.214.1.11"] == Usage(pytest.approx(0.8), pytest.approx(0.5), 7.0)
     assert usage["10.214.2.11"] == Usage(pytest.approx(0.5), pytest.approx(0.5), 7.0)
@@ -115,7 +125,9 @@ def test_pod_usage_by_ip():
 
 
 def test_node_usage_and_addresses():
-    usage = node_usage_by_name(NODES, NODE_METRICS, at=3.0)
+    asked, stamp = _stamp_log(3.0)
+    usage = node_usage_by_name(NODES, _at(NODE_METRICS, "T2"), stamp)
+    assert ("node-1", "T2") in asked
     assert set(usage) == {"node-1", "node-2"}
     assert usage["node-1"] == Usage(pytest.approx(0.75), pytest.approx(0.5), 3.0)
     assert usage["node-2"].cpu == pytest.approx(0.25)
@@ -123,14 +135,31 @@ def test_node_usage_and_addresses():
     assert node_addresses(NODES, "node-1") == {"node-2": "10.213.0.12", "node-3": "10.213.0.13"}
 
 
+def _at(metrics, timestamp, without=()):
+    """A metrics list with every item stamped ``timestamp`` and the named items left out."""
+    return {"items": [dict(i, timestamp=timestamp, window="30s") for i in metrics["items"]
+                      if i["metadata"]["name"] not in without]}
+
+
+T0 = 1767225600.0  # 2026-01-01T00:00:00Z
+
+
+def _rfc3339(wall):
+    return datetime.fromtimestamp(wall, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
 class _StubMonitor(Monitor):
     """The real refresh logic over canned API answers; RTT probes go to a closed loopback port."""
 
-    def __init__(self, policy, clock):
-        super().__init__(None, policy, "node-1", period_s=1.0, rtt_port=1, clock=clock)
+    def __init__(self, policy, clock, wall=time.time):
+        super().__init__(None, policy, "node-1", period_s=1.0, rtt_port=1, clock=clock, wall=wall)
         self.fail = False
+        self.nodes_fail = False
+        self.answers = {"pods": POD_METRICS, "nodes": NODE_METRICS}
 
     def _get_nodes(self):
+        if self.nodes_fail:
+            raise ConnectionError("API server down")
         nodes = {"items": [dict(n, status=dict(n["status"], addresses=[{"type": "InternalIP", "address": "127.0.0.1"}]))
                            for n in NODES["items"]]}
         return nodes
@@ -142,7 +171,7 @@ class _StubMonitor(Monitor):
     def _metrics(self, plural):
         if self.fail:
             raise ConnectionError("metrics API down")
-        return {"pods": POD_METRICS, "nodes": NODE_METRICS}[plural]
+        return self.answers[plural]
 
 
 def test_monitor_builds_snapshot_and_survives_metrics_failure(caplog):
@@ -166,6 +195,88 @@ def test_monitor_builds_snapshot_and_survives_metrics_failure(caplog):
     messages = [r.getMessage() for r in caplog.records]
     assert sum("cannot read resource metrics" in m for m in messages) == 1  # once per change
     assert sum("resource metrics available" in m for m in messages) == 2
+
+
+def _clocked_monitor():
+    """A stub monitor (stale_after_s 3) whose balancer clock is 100 when the wall clock is T0 + 2."""
+    clocks = {"now": 100.0, "wall": T0 + 2}
+    policy = make_policy("rap", local_node="node-1", config=RapConfig(period_s=1))
+    mon = _StubMonitor(policy, clock=lambda: clocks["now"], wall=lambda: clocks["wall"])
+    mon.answers = {"pods": _at(POD_METRICS, _rfc3339(T0)), "nodes": _at(NODE_METRICS, _rfc3339(T0))}
+    return mon, clocks
+
+
+def _tick(clocks, seconds):
+    clocks["now"] += seconds
+    clocks["wall"] += seconds
+
+
+def test_monitor_item_missing_from_one_fetch_keeps_its_sample_until_stale():
+    mon, clocks = _clocked_monitor()
+    snap = mon.refresh()
+    assert snap.pods["10.214.1.11"].at == 98.0 and snap.nodes["node-2"].at == 98.0  # the metric's time
+
+    _tick(clocks, 1)  # metrics-server skipped p1 and node-2; the rest is new
+    mon.answers = {"pods": _at(POD_METRICS, _rfc3339(T0 + 2.5), without={"p1"}),
+                   "nodes": _at(NODE_METRICS, _rfc3339(T0 + 2.5), without={"node-2"})}
+    snap = mon.refresh()
+    assert snap.pods["10.214.1.11"] == Usage(pytest.approx(0.8), pytest.approx(0.5), 98.0)  # kept, old at
+    assert snap.nodes["node-2"].at == 98.0
+    assert snap.pods["10.214.2.11"].at == 100.5 and snap.nodes["node-1"].at == 100.5
+
+    _tick(clocks, 1.5)  # 102.5: p1 and node-2 are 4.5 s old, past stale_after_s
+    snap = mon.refresh()
+    assert "10.214.1.11" not in snap.pods and "node-2" not in snap.nodes
+    assert "default/p1" not in mon.pod_stamps and "node-2" not in mon.node_stamps  # memory does not grow
+    assert snap.pods["10.214.2.11"].at == 100.5
+
+
+def test_monitor_failed_fetch_keeps_everything():
+    mon, clocks = _clocked_monitor()
+    before = mon.refresh()
+    _tick(clocks, 1)  # 101: samples at 98 are still fresh
+    mon.fail = mon.nodes_fail = True
+    after = mon.refresh()
+    assert after is not before and mon.policy._snapshot is after
+    assert (dict(after.pods), dict(after.nodes), dict(after.rtt)) == (dict(before.pods), dict(before.nodes), dict(before.rtt))
+    assert after.pods and after.nodes and after.rtt
+
+    mon.fail = False  # only the node list fails: pods still update, nodes and RTTs keep theirs
+    mon.answers["pods"] = _at(POD_METRICS, _rfc3339(T0 + 2.5))
+    after = mon.refresh()
+    assert after.pods["10.214.1.11"].at == 100.5
+    assert after.nodes == before.nodes and after.rtt == before.rtt
+
+
+def test_monitor_unchanged_timestamp_keeps_at_and_future_is_clamped():
+    mon, clocks = _clocked_monitor()
+    mon.refresh()
+    clocks["now"], clocks["wall"] = 101.0, T0 + 9  # the wall clock stepped; the same measurement
+    snap = mon.refresh()
+    assert snap.nodes["node-1"].at == 98.0 and snap.pods["10.214.1.11"].at == 98.0
+    assert all(r.at == 101.0 for r in snap.rtt.values())  # RTTs keep their own probe time
+
+    mon.answers = {"pods": _at(POD_METRICS, _rfc3339(T0 + 8)), "nodes": _at(NODE_METRICS, _rfc3339(T0 + 8))}
+    assert mon.refresh().nodes["node-1"].at == 100.0  # a new timestamp, 1 s before the fetch
+
+    clocks["now"] = 102.0  # metrics-server's clock 60 s ahead of ours
+    mon.answers = {"pods": _at(POD_METRICS, _rfc3339(T0 + 69)), "nodes": _at(NODE_METRICS, _rfc3339(T0 + 69))}
+    snap = mon.refresh()
+    assert snap.nodes["node-1"].at == 102.0 and snap.pods["10.214.1.11"].at == 102.0
+
+
+def test_stamps():
+    stamps = Stamps()
+    assert stamps.at("a", "2026-01-01T00:00:00Z", now=50.0, wall=T0 + 10) == 40.0
+    assert stamps.at("a", "2026-01-01T00:00:00Z", now=60.0, wall=T0 + 11) == 40.0  # same measurement
+    assert stamps.at("a", "2026-01-01T00:00:05.5Z", now=60.0, wall=T0 + 11) == 54.5
+    assert stamps.at("b", "2026-01-01T00:01:00Z", now=60.0, wall=T0 + 11) == 60.0  # future: clamped
+    assert stamps.at("c", None, now=60.0, wall=T0) == 60.0  # no timestamp: the fetch's
+    assert stamps.at("d", "not a time", now=60.0, wall=T0) == 60.0
+    stamps.prune(now=57.5, stale_after_s=3.0)  # a is 3.0 s old: still fresh
+    assert "a" in stamps and "b" in stamps
+    stamps.prune(now=63.1, stale_after_s=3.0)
+    assert "a" not in stamps and "b" not in stamps
 
 
 # -- iptables rules --
