@@ -29,13 +29,14 @@ limitations under the License.
 // It is not the whole patch: the build adds the other non-test files of
 // rap_patch/ to the same package. rap_config.go reads and checks the RAP_*
 // environment variables, rap_snapshot.go holds the view of the cluster and
-// the clock, rap_decide.go makes the decision, and rap_monitor.go measures
-// (the only file that talks to the API server). This file starts the
-// monitor but holds none of its code.
+// the clock, rap_bookkeeping.go counts connections and ejects endpoints whose
+// dial failed, rap_decide.go makes the classic decision and rap_adaptive.go
+// the adaptive one, and rap_monitor.go measures (the only file that talks to
+// the API server). This file starts the monitor but holds none of its code.
 //
 // Without a monitor (upstream's unit tests, a node with no configuration) no
-// resource data ever arrives, and the balancer behaves exactly as kube-proxy's
-// round robin.
+// resource data ever arrives, RAP keeps no books, and the balancer behaves
+// exactly as kube-proxy's round robin, retries included.
 
 package userspace
 
@@ -105,6 +106,10 @@ type balancerState struct {
 	// cursors: one counter per node, reset when the endpoint set changes.
 	cursors map[string]*int
 	plan    rapPlan
+	// rr: the adaptive mode's cursor, reset with cursors.
+	rr    int
+	terms rapTerms // the adaptive mode's cached per-endpoint terms
+	book  rapBook  // connections in flight, last answers, ejections
 }
 
 func newAffinityPolicy(affinityType v1.ServiceAffinity, ttlSeconds int) *affinityPolicy {
@@ -120,6 +125,12 @@ func newAffinityPolicy(affinityType v1.ServiceAffinity, ttlSeconds int) *affinit
 // when one is configured.
 func NewLoadBalancerRR() *LoadBalancerRR {
 	rb := newRAPFromEnv(os.Getenv)
+	if !monitorWanted(os.Getenv) {
+		// No data will ever come, so RAP stays out altogether: upstream's tests
+		// retry with sessionAffinityReset without any dial failing and expect
+		// plain round robin, not an ejection.
+		rb.enabled = false
+	}
 	lb := newLoadBalancer(rb)
 	startRAPMonitorIfWanted(context.Background(), rb, os.Getenv)
 	return lb
@@ -211,12 +222,18 @@ func (lb *LoadBalancerRR) NextEndpoint(svcPort proxy.ServicePortName, srcAddr ne
 				if v := klog.V(4); v.Enabled() {
 					v.Infof("NextEndpoint for service %q from IP %s with sessionAffinity %#v: %s", svcPort, ipaddr, sticky, sticky.endpoint)
 				}
+				lb.rap.handed(state, srcAddr, sticky.endpoint, now)
 				return sticky.endpoint, nil
 			}
 		}
 	}
 
+	if sessionAffinityReset {
+		// kube-proxy asks again this way only after a failed dial.
+		lb.rap.retried(state, srcAddr, now)
+	}
 	endpoint := lb.rap.choose(state, now)
+	lb.rap.handed(state, srcAddr, endpoint, now)
 
 	if sessionAffinityEnabled {
 		sticky := state.affinity.affinityMap[ipaddr]
@@ -306,7 +323,8 @@ func buildPortsToRAPEndpoints(endpoints *v1.Endpoints) map[string][]rapEndpoint 
 }
 
 // setEndpoints replaces the endpoint list: shuffled (unless disabled), the
-// round-robin index and RAP's cursors reset, any plan dropped.
+// round-robin index and RAP's cursors reset, any plan dropped, the books
+// kept for the addresses that stay.
 func (state *balancerState) setEndpoints(eps []rapEndpoint) {
 	list := make([]rapEndpoint, len(eps))
 	copy(list, eps)
@@ -327,6 +345,8 @@ func (state *balancerState) setEndpoints(eps []rapEndpoint) {
 	state.endpoints = addrs
 	state.index = 0
 	state.cursors = nil
+	state.rr = 0
+	state.book.rebuild(addrs)
 	state.invalidatePlan()
 }
 
@@ -425,6 +445,8 @@ func (lb *LoadBalancerRR) resetService(svcPort proxy.ServicePortName) {
 		state.index = 0
 		state.affinity.affinityMap = map[string]*affinityState{}
 		state.cursors = nil
+		state.rr = 0
+		state.book.clear()
 		state.invalidatePlan()
 	}
 }

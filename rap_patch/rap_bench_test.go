@@ -18,13 +18,21 @@ package userspace
 
 // RAP-only benchmarks: NextEndpoint making a real RAP decision with fresh
 // metrics for every pod, node and RTT (see bench_api_test.go for the stock
-// comparison and how to run both):
+// comparison and how to run both). The classic mode:
 //
 //	BenchmarkRAPNextEndpoint/local/endpoints=N    the local node has capacity (cached plan)
 //	BenchmarkRAPNextEndpoint/forward/endpoints=N  local node overloaded: scored forward (cached plan)
 //	BenchmarkRAPNextEndpoint/replan/endpoints=N   a new snapshot before every call: the full
 //	                                              decision each time (worst case; the monitor
 //	                                              really swaps once per period)
+//
+// The adaptive mode, whose every decision is a pass over the endpoints:
+//
+//	BenchmarkRAPAdaptiveNextEndpoint/steady/endpoints=N   cached terms, each connection
+//	                                                      ended before the next (allocation-free)
+//	BenchmarkRAPAdaptiveNextEndpoint/retry/endpoints=N    every other call a retry that ejects
+//	                                                      (terms redone each time)
+//	BenchmarkRAPAdaptiveNextEndpoint/replan/endpoints=N   a new snapshot before every call
 
 import (
 	"net"
@@ -59,6 +67,7 @@ func BenchmarkRAPNextEndpoint(b *testing.B) {
 		for _, n := range benchSizes {
 			b.Run(mode+"/endpoints="+strconv.Itoa(n), func(b *testing.B) {
 				cfg := defaultRAPConfig()
+				cfg.mode = rapModeClassic
 				cfg.staleAfterS = 3600 // samples stay fresh for the whole run
 				rb := newRAPBalancer(cfg, "node-0")
 				lb := newLoadBalancer(rb)
@@ -84,6 +93,43 @@ func BenchmarkRAPNextEndpoint(b *testing.B) {
 					if _, err := lb.NextEndpoint(benchSvc, src, false); err != nil {
 						b.Fatal(err)
 					}
+				}
+			})
+		}
+	}
+}
+
+func BenchmarkRAPAdaptiveNextEndpoint(b *testing.B) {
+	src := &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 40000}
+	for _, mode := range []string{"steady", "retry", "replan"} {
+		for _, n := range benchSizes {
+			b.Run(mode+"/endpoints="+strconv.Itoa(n), func(b *testing.B) {
+				cfg := defaultRAPConfig()
+				cfg.staleAfterS = 3600 // samples stay fresh for the whole run
+				cfg.ejectS = 1e-9      // an ejection is over by the next call
+				rb := newRAPBalancer(cfg, "node-0")
+				lb := newLoadBalancer(rb)
+				lb.OnEndpointsAdd(benchEndpoints(n))
+				now := rb.now()
+				snaps := []*rapSnapshot{benchRAPSnapshot(n, now, true), benchRAPSnapshot(n, now, true)}
+				rb.setSnapshot(snaps[0])
+				if _, err := lb.NextEndpoint(benchSvc, src, false); err != nil {
+					b.Fatal(err)
+				}
+				if lb.services[benchSvc].terms.blind {
+					b.Fatal("adaptive terms are blind with fresh metrics")
+				}
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					if mode == "replan" {
+						rb.setSnapshot(snaps[i&1])
+					}
+					ep, err := lb.NextEndpoint(benchSvc, src, mode == "retry" && i&1 == 1)
+					if err != nil {
+						b.Fatal(err)
+					}
+					lb.ConnectionDone(benchSvc, ep)
 				}
 			})
 		}

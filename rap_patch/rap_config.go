@@ -22,11 +22,18 @@ limitations under the License.
 // Configuration is read from environment variables, not flags, so that
 // kube-proxy's command line does not change:
 //
+//	RAP_MODE            the decision rule, adaptive or classic (default adaptive)
 //	RAP_PERIOD_S        monitor period, seconds, > 0 (default 5)
 //	RAP_STALE_AFTER_S   age after which an input is ignored, > 0 (default 3 x period)
 //	RAP_CPU_THRESHOLD   CPU fraction at which a pod/node is overloaded, (0, 1] (0.8)
 //	RAP_MEM_THRESHOLD   memory fraction at which a pod/node is overloaded, (0, 1] (0.9)
 //	RAP_W_CPU, RAP_W_MEM, RAP_W_NET   score weights, >= 0, not all 0 (0.5, 0.2, 0.3)
+//	RAP_HYSTERESIS      adaptive: how far below a threshold a hot pod/node must
+//	                    fall to cool, [0, 1) (0.1)
+//	RAP_RTT_PER_CONN_MS adaptive: the RTT one more connection in flight is worth,
+//	                    milliseconds, > 0 (10)
+//	RAP_EJECT_S         how long an endpoint whose dial failed is a last resort,
+//	                    seconds, > 0 (10)
 //	RAP_NODE_NAME       this node's name (default: the lower-cased hostname)
 //	RAP_KUBECONFIG      kubeconfig for the monitor; without it the monitor runs
 //	                    only in a cluster (KUBERNETES_SERVICE_HOST set) and
@@ -57,14 +64,27 @@ import (
 	"k8s.io/klog/v2"
 )
 
+// The decision rules RAP_MODE chooses between (docs/algorithm.md "Two modes").
+const (
+	rapModeAdaptive = "adaptive"
+	rapModeClassic  = "classic"
+)
+
+// rapModes in the table's order, which is the order an error lists them in.
+var rapModes = []string{rapModeAdaptive, rapModeClassic}
+
 // The defaults, here and nowhere else in the Go code.
 const (
+	defaultMode         = rapModeAdaptive
 	defaultPeriodS      = 5.0
 	defaultCPUThreshold = 0.8
 	defaultMemThreshold = 0.9
 	defaultWCPU         = 0.5
 	defaultWMem         = 0.2
 	defaultWNet         = 0.3
+	defaultHysteresis   = 0.1
+	defaultRTTPerConnMS = 10.0
+	defaultEjectS       = 10.0
 	// An input survives two missed refreshes before it counts as missing.
 	staleAfterPeriods = 3
 	// The kubelet listens on every node, so a connect to it measures the RTT
@@ -74,6 +94,7 @@ const (
 )
 
 type rapConfig struct {
+	mode         string // rapModeAdaptive or rapModeClassic
 	periodS      float64
 	staleAfterS  float64
 	cpuThreshold float64
@@ -81,23 +102,42 @@ type rapConfig struct {
 	wCPU         float64
 	wMem         float64
 	wNet         float64
+	hysteresis   float64
+	rttPerConnMS float64
+	ejectS       float64
 }
 
 func defaultRAPConfig() rapConfig {
 	return rapConfig{
+		mode:    defaultMode,
 		periodS: defaultPeriodS, staleAfterS: staleAfterPeriods * defaultPeriodS,
 		cpuThreshold: defaultCPUThreshold, memThreshold: defaultMemThreshold,
 		wCPU: defaultWCPU, wMem: defaultWMem, wNet: defaultWNet,
+		hysteresis: defaultHysteresis, rttPerConnMS: defaultRTTPerConnMS, ejectS: defaultEjectS,
 	}
 }
 
 // rapSetting is one decision setting: where it is read from, what it may be,
-// and the field of c it fills.
+// and the field of c it fills. A number fills dst and must pass ok; a choice
+// (choices set) fills str and must be one of choices.
 type rapSetting struct {
 	env, field string // the environment variable; the field of docs/algorithm.md
 	allowed    string // the allowed range, as an error states it
 	ok         func(float64) bool
 	dst        *float64
+	choices    []string
+	str        *string
+}
+
+func (s rapSetting) isChoice() bool { return s.str != nil }
+
+func (s rapSetting) allows(v string) bool {
+	for _, c := range s.choices {
+		if v == c {
+			return true
+		}
+	}
+	return false
 }
 
 // settings lists c's fields in the order they are read and validated, so the
@@ -106,15 +146,24 @@ func (c *rapConfig) settings() []rapSetting {
 	positive := func(v float64) bool { return v > 0 && !math.IsInf(v, 0) }
 	fraction := func(v float64) bool { return v > 0 && v <= 1 }
 	weight := func(v float64) bool { return v >= 0 && !math.IsInf(v, 0) }
+	margin := func(v float64) bool { return v >= 0 && v < 1 }
 	const frac, w = "in (0, 1] (a fraction of the limit)", ">= 0 (and finite)"
+	num := func(env, field, allowed string, ok func(float64) bool, dst *float64) rapSetting {
+		return rapSetting{env: env, field: field, allowed: allowed, ok: ok, dst: dst}
+	}
 	return []rapSetting{
-		{"RAP_PERIOD_S", "period_s", "> 0 seconds", positive, &c.periodS},
-		{"RAP_STALE_AFTER_S", "stale_after_s", "> 0 seconds", positive, &c.staleAfterS},
-		{"RAP_CPU_THRESHOLD", "cpu_threshold", frac, fraction, &c.cpuThreshold},
-		{"RAP_MEM_THRESHOLD", "mem_threshold", frac, fraction, &c.memThreshold},
-		{"RAP_W_CPU", "w_cpu", w, weight, &c.wCPU},
-		{"RAP_W_MEM", "w_mem", w, weight, &c.wMem},
-		{"RAP_W_NET", "w_net", w, weight, &c.wNet},
+		{env: "RAP_MODE", field: "mode", allowed: "one of " + strings.Join(rapModes, ", "),
+			choices: rapModes, str: &c.mode},
+		num("RAP_PERIOD_S", "period_s", "> 0 seconds", positive, &c.periodS),
+		num("RAP_STALE_AFTER_S", "stale_after_s", "> 0 seconds", positive, &c.staleAfterS),
+		num("RAP_CPU_THRESHOLD", "cpu_threshold", frac, fraction, &c.cpuThreshold),
+		num("RAP_MEM_THRESHOLD", "mem_threshold", frac, fraction, &c.memThreshold),
+		num("RAP_W_CPU", "w_cpu", w, weight, &c.wCPU),
+		num("RAP_W_MEM", "w_mem", w, weight, &c.wMem),
+		num("RAP_W_NET", "w_net", w, weight, &c.wNet),
+		num("RAP_HYSTERESIS", "hysteresis", "in [0, 1) (a fraction below the threshold)", margin, &c.hysteresis),
+		num("RAP_RTT_PER_CONN_MS", "rtt_per_conn_ms", "> 0 milliseconds", positive, &c.rttPerConnMS),
+		num("RAP_EJECT_S", "eject_s", "> 0 seconds", positive, &c.ejectS),
 	}
 }
 
@@ -130,6 +179,12 @@ func (e *rapConfigError) Error() string {
 
 func (c rapConfig) validate() error {
 	for _, s := range c.settings() {
+		if s.isChoice() {
+			if !s.allows(*s.str) {
+				return &rapConfigError{s.env, s.field, s.allowed, *s.str}
+			}
+			continue
+		}
 		if v := *s.dst; !s.ok(v) {
 			return &rapConfigError{s.env, s.field, s.allowed, strconv.FormatFloat(v, 'g', -1, 64)}
 		}
@@ -169,6 +224,13 @@ func rapConfigFromEnv(getenv func(string) string) (rapConfig, error) {
 		raw := strings.TrimSpace(getenv(s.env))
 		if raw == "" {
 			return false, nil
+		}
+		if s.isChoice() {
+			if !s.allows(raw) {
+				return false, &rapConfigError{s.env, s.field, s.allowed, raw}
+			}
+			*s.str = raw
+			return true, nil
 		}
 		v, err := strconv.ParseFloat(raw, 64)
 		if err != nil || math.IsNaN(v) {
@@ -212,9 +274,10 @@ func newRAPFromEnv(getenv func(string) string) *rapBalancer {
 	}
 	// kube-proxy makes one balancer; tests make hundreds: say it once.
 	rapConfiguredOnce.Do(func() {
-		klog.InfoS("RAP: resource adaptive proxy configured", "node", rb.localNode,
+		klog.InfoS("RAP: resource adaptive proxy configured", "node", rb.localNode, "mode", cfg.mode,
 			"periodS", cfg.periodS, "staleAfterS", cfg.staleAfterS, "cpuThreshold", cfg.cpuThreshold,
-			"memThreshold", cfg.memThreshold, "wCPU", cfg.wCPU, "wMem", cfg.wMem, "wNet", cfg.wNet)
+			"memThreshold", cfg.memThreshold, "wCPU", cfg.wCPU, "wMem", cfg.wMem, "wNet", cfg.wNet,
+			"hysteresis", cfg.hysteresis, "rttPerConnMS", cfg.rttPerConnMS, "ejectS", cfg.ejectS)
 	})
 	return rb
 }

@@ -24,6 +24,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
@@ -90,8 +91,9 @@ type rapTable struct {
 	Fields []struct {
 		Name            string        `json:"name"`
 		Env             string        `json:"env"`
-		Type            string        `json:"type"`
-		Default         *float64      `json:"default"`
+		Type            string        `json:"type"` // "number", "integer" or "string"
+		Default         interface{}   `json:"default"`
+		Choices         []string      `json:"choices"` // a string's allowed values
 		DefaultFactorOf []interface{} `json:"default_factor_of"`
 		Min             *float64      `json:"min"`
 		MinOpen         bool          `json:"min_open"`
@@ -122,16 +124,40 @@ func readRAPTable(t *testing.T) *rapTable {
 // rapGoFields: every Go setting by the table's field name, with its
 // environment variable and its value in cfg (port for the RTT port).
 func rapGoFields(cfg rapConfig, port int) map[string]rapGoField {
-	out := map[string]rapGoField{"rtt_port": {rttPortEnv, float64(port)}}
+	out := map[string]rapGoField{"rtt_port": {env: rttPortEnv, value: float64(port)}}
 	for _, s := range cfg.settings() {
-		out[s.field] = rapGoField{s.env, *s.dst}
+		if s.isChoice() {
+			out[s.field] = rapGoField{env: s.env, str: *s.str, choices: s.choices}
+		} else {
+			out[s.field] = rapGoField{env: s.env, value: *s.dst}
+		}
 	}
 	return out
 }
 
 type rapGoField struct {
-	env   string
-	value float64
+	env     string
+	value   float64  // a number's
+	str     string   // a choice's
+	choices []string // nil for a number
+}
+
+// matches: whether the Go value is the table's (a JSON number or string).
+func (g rapGoField) matches(tableValue interface{}) bool {
+	switch v := tableValue.(type) {
+	case string:
+		return g.choices != nil && g.str == v
+	case float64:
+		return g.choices == nil && g.value == v
+	}
+	return false
+}
+
+func (g rapGoField) String() string {
+	if g.choices != nil {
+		return strconv.Quote(g.str)
+	}
+	return strconv.FormatFloat(g.value, 'g', -1, 64)
 }
 
 // rapParseEnv reads env as kube-proxy would: the decision settings, then the
@@ -186,11 +212,11 @@ func TestRAPConfigTable(t *testing.T) {
 			if f.Default == nil {
 				continue
 			}
-			if g := goDefaults[f.Name]; g.value != *f.Default {
-				t.Errorf("%s: Go default %v, the table says %v", f.Name, g.value, *f.Default)
+			if g := goDefaults[f.Name]; !g.matches(f.Default) {
+				t.Errorf("%s: Go default %v, the table says %#v", f.Name, g, f.Default)
 			}
-			if got := fromEnv[f.Name].value; got != *f.Default {
-				t.Errorf("%s unset: read as %v, the table's default is %v", f.Env, got, *f.Default)
+			if got := fromEnv[f.Name]; !got.matches(f.Default) {
+				t.Errorf("%s unset: read as %v, the table's default is %#v", f.Env, got, f.Default)
 			}
 		}
 	})
@@ -216,8 +242,45 @@ func TestRAPConfigTable(t *testing.T) {
 		}
 	})
 
+	t.Run("choices", func(t *testing.T) {
+		for _, f := range table.Fields {
+			g := goDefaults[f.Name]
+			if (f.Type == "string") != (g.choices != nil) {
+				t.Errorf("%s: the table's type is %q, Go reads it as a choice: %v", f.Name, f.Type, g.choices != nil)
+				continue
+			}
+			if f.Type != "string" {
+				continue
+			}
+			if !reflect.DeepEqual(g.choices, f.Choices) {
+				t.Errorf("%s: Go allows %q, the table %q (in this order)", f.Name, g.choices, f.Choices)
+			}
+			for _, c := range f.Choices {
+				cfg, port, err := rapParseEnv(map[string]string{f.Env: c})
+				if got := rapGoFields(cfg, port)[f.Name]; err != nil || got.str != c {
+					t.Errorf("%s=%s: read as %v, err %v", f.Env, c, got, err)
+				}
+			}
+			for _, bad := range []string{"no-such-" + f.Name, strings.ToUpper(f.Choices[0]), "1"} {
+				_, _, err := rapParseEnv(map[string]string{f.Env: bad})
+				if err == nil {
+					t.Errorf("%s=%s: accepted, the table allows only %q", f.Env, bad, f.Choices)
+					continue
+				}
+				for _, want := range append([]string{f.Env, bad}, f.Choices...) {
+					if !strings.Contains(err.Error(), want) {
+						t.Errorf("%s=%s: error %q does not mention %q", f.Env, bad, err, want)
+					}
+				}
+			}
+		}
+	})
+
 	t.Run("ranges", func(t *testing.T) {
 		for _, f := range table.Fields {
+			if f.Type == "string" {
+				continue // "choices" checks it
+			}
 			for _, c := range rapRangeCases(f.Type == "integer", f.Min, f.MinOpen, f.Max, f.MaxOpen) {
 				raw := rapFormat(c.value, f.Type == "integer")
 				cfg, port, err := rapParseEnv(map[string]string{f.Env: raw})

@@ -14,11 +14,13 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// RAP's decision (docs/algorithm.md): which endpoint a new connection gets
-// when no affinity entry decides, and the cached plan that keeps
-// NextEndpoint O(1) between changes. It reads only the snapshot
-// (rap_snapshot.go) and the service's endpoints; it takes no lock, does no
-// I/O and holds no session-affinity logic (rap.go keeps kube-proxy's).
+// RAP's classic decision (docs/algorithm.md steps 1-6): which endpoint a new
+// connection gets when no affinity entry decides, and the cached plan that
+// keeps NextEndpoint O(1) between changes; choose also hands the adaptive
+// mode to rap_adaptive.go. It reads only the snapshot (rap_snapshot.go), the
+// service's endpoints and which of them are usable (rap_bookkeeping.go); it
+// takes no lock, does no I/O and holds no session-affinity logic (rap.go
+// keeps kube-proxy's).
 
 package userspace
 
@@ -32,9 +34,10 @@ import (
 const rapScoreEpsilon = 1e-9
 
 // rapPlan is the cached outcome of the decision: which group of endpoints a
-// new connection goes to. It depends only on the endpoints, the snapshot and
-// which inputs are still fresh, so it is reused until one of those changes;
-// that makes NextEndpoint O(1) and allocation-free in the steady state.
+// new connection goes to. It depends only on the endpoints, the snapshot,
+// which inputs are still fresh and which endpoints are usable, so it is
+// reused until one of those changes; that makes NextEndpoint O(1) and
+// allocation-free in the steady state.
 type rapPlan struct {
 	valid      bool
 	generation uint64
@@ -48,8 +51,8 @@ type rapPlan struct {
 	reason     string
 }
 
-// invalidatePlan: the endpoint list or a node's name changed, so no plan made
-// for the old one may be used again.
+// invalidatePlan: the endpoint list, a node's name or the usable set changed,
+// so no plan (or adaptive terms) made for the old one may be used again.
 func (state *balancerState) invalidatePlan() {
 	state.generation++
 	state.plan = rapPlan{}
@@ -58,8 +61,11 @@ func (state *balancerState) invalidatePlan() {
 // choose picks the endpoint for a new connection that no affinity entry
 // decides. Called with lb.lock held; takes no other lock.
 func (rb *rapBalancer) choose(state *balancerState, now float64) string {
-	if rb == nil || !rb.enabled {
+	if !rb.on() {
 		return state.roundRobin()
+	}
+	if rb.cfg.mode == rapModeAdaptive {
+		return rb.chooseAdaptive(state, now)
 	}
 	snap := rb.snapshot()
 	p := &state.plan
@@ -68,7 +74,7 @@ func (rb *rapBalancer) choose(state *balancerState, now float64) string {
 		rb.decide(state, snap, now)
 	}
 	if p.roundRobin {
-		return state.roundRobin()
+		return state.roundRobinUsable(now)
 	}
 	c := *p.cursor
 	*p.cursor = c + 1
@@ -76,19 +82,26 @@ func (rb *rapBalancer) choose(state *balancerState, now float64) string {
 }
 
 // rapView holds the inputs of one decision: only those still fresh at now.
-// validUntil is the earliest moment a consulted fresh input goes stale.
+// validUntil is the earliest moment a consulted fresh input goes stale (or
+// U changes): at + stale_after as the classic plan states it, or, when
+// exact, the last instant the freshness test itself still passes.
 type rapView struct {
 	cfg        *rapConfig
 	snap       *rapSnapshot
 	now        float64
 	validUntil float64
+	exact      bool
 }
 
 func (v *rapView) fresh(at float64) bool {
 	if v.now-at > v.cfg.staleAfterS {
 		return false
 	}
-	if until := at + v.cfg.staleAfterS; until < v.validUntil {
+	until := at + v.cfg.staleAfterS
+	if v.exact {
+		until = rapLastFresh(at, v.cfg.staleAfterS)
+	}
+	if until < v.validUntil {
 		v.validUntil = until
 	}
 	return true
@@ -141,12 +154,16 @@ func (state *balancerState) cursorFor(node string) *int {
 	return c
 }
 
-// freeByNode groups the endpoints whose pods are not overloaded by node, in
-// list order; order lists the nodes by their first free endpoint. anyData
-// says whether any endpoint had a fresh pod or node input (step 1).
-func freeByNode(state *balancerState, view *rapView) (free map[string][]string, order []string, anyData bool) {
+// freeByNode groups the usable endpoints whose pods are not overloaded by
+// node, in list order; order lists the nodes by their first free endpoint.
+// anyData says whether any usable endpoint had a fresh pod or node input
+// (step 1). allUsable is rapBook.usable's all.
+func freeByNode(state *balancerState, view *rapView, allUsable bool) (free map[string][]string, order []string, anyData bool) {
 	free = map[string][]string{}
 	for i, addr := range state.endpoints {
+		if !state.book.inU(i, view.now, allUsable) {
+			continue
+		}
 		pu, pok := view.pod(state.ips[i])
 		_, nok := view.node(state.nodes[i])
 		anyData = anyData || pok || nok
@@ -161,10 +178,12 @@ func freeByNode(state *balancerState, view *rapView) (free map[string][]string, 
 	return free, order, anyData
 }
 
-// decide computes the plan of docs/algorithm.md steps 1-6 into state.plan.
+// decide computes the plan of docs/algorithm.md steps 1-6 over U into
+// state.plan; it holds until U could change (the earliest ejected_until).
 func (rb *rapBalancer) decide(state *balancerState, snap *rapSnapshot, now float64) {
-	view := rapView{cfg: &rb.cfg, snap: snap, now: now, validUntil: math.Inf(1)}
-	free, order, anyData := freeByNode(state, &view)
+	allUsable, usableUntil := state.book.usable(now)
+	view := rapView{cfg: &rb.cfg, snap: snap, now: now, validUntil: usableUntil}
+	free, order, anyData := freeByNode(state, &view, allUsable)
 	set := func(roundRobin bool, group, reason string) {
 		state.plan = rapPlan{
 			valid: true, generation: state.generation, snap: snap, computedAt: now,

@@ -26,18 +26,18 @@ import (
 )
 
 func TestRAPBlindIsRoundRobin(t *testing.T) {
-	lb, _, _ := rapTestLB(t, defaultRAPConfig(), rapTestEPs...)
+	lb, _, _ := rapTestLB(t, rapClassicConfig(), rapTestEPs...)
 	rapTestExpect(t, lb, "10.0.1.1:80", "10.0.2.1:80", "10.0.3.1:80", "10.0.1.2:80", "10.0.2.2:80", "10.0.3.2:80", "10.0.1.1:80")
 }
 
 func TestRAPLocalPreference(t *testing.T) {
-	lb, rb, _ := rapTestLB(t, defaultRAPConfig(), rapTestEPs...)
+	lb, rb, _ := rapTestLB(t, rapClassicConfig(), rapTestEPs...)
 	rb.setSnapshot(rapTestSnapshot(0, nil, nil))
 	rapTestExpect(t, lb, "10.0.1.1:80", "10.0.1.2:80", "10.0.1.1:80", "10.0.1.2:80")
 }
 
 func TestRAPForwardWhenLocalNodeOverloaded(t *testing.T) {
-	lb, rb, _ := rapTestLB(t, defaultRAPConfig(), rapTestEPs...)
+	lb, rb, _ := rapTestLB(t, rapClassicConfig(), rapTestEPs...)
 	// node-a at the CPU threshold (>= counts); node-b and node-c equally
 	// loaded, node-b nearer: node-b wins on the network term.
 	rb.setSnapshot(rapTestSnapshot(0, nil, map[string]float64{"node-a": 0.8, "node-b": 0.3, "node-c": 0.3}))
@@ -52,7 +52,7 @@ func TestRAPForwardWhenLocalNodeOverloaded(t *testing.T) {
 }
 
 func TestRAPOverloadedPods(t *testing.T) {
-	lb, rb, _ := rapTestLB(t, defaultRAPConfig(), rapTestEPs...)
+	lb, rb, _ := rapTestLB(t, rapClassicConfig(), rapTestEPs...)
 	// One local pod overloaded: only the other local pod is used.
 	rb.setSnapshot(rapTestSnapshot(0, map[string]float64{"10.0.1.1": 0.95}, nil))
 	rapTestExpect(t, lb, "10.0.1.2:80", "10.0.1.2:80")
@@ -69,7 +69,7 @@ func TestRAPOverloadedPods(t *testing.T) {
 }
 
 func TestRAPStaleness(t *testing.T) {
-	cfg := defaultRAPConfig() // stale after 15 s
+	cfg := rapClassicConfig() // stale after 15 s
 	lb, rb, now := rapTestLB(t, cfg, rapTestEPs...)
 	s := rapTestSnapshot(10, nil, nil)
 	s.pods["10.0.1.1"] = rapUsage{cpu: 0.95, mem: 0.1, at: 0}
@@ -92,7 +92,7 @@ func TestRAPSteadyStateAllocFree(t *testing.T) {
 		"forward": rapTestSnapshot(0, nil, map[string]float64{"node-a": 0.9}),
 		"blind":   emptyRAPSnapshot,
 	} {
-		lb, rb, now := rapTestLB(t, defaultRAPConfig(), rapTestEPs...)
+		lb, rb, now := rapTestLB(t, rapClassicConfig(), rapTestEPs...)
 		rb.setSnapshot(snap)
 		*now = 1
 		src := &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 1}

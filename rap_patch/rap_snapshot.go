@@ -43,6 +43,11 @@ type rapSnapshot struct {
 	pods  map[string]rapUsage // by pod IP
 	nodes map[string]rapUsage // by node name
 	rtt   map[string]rapRTT   // by destination node
+
+	// The adaptive mode's overload flags with hysteresis (docs/algorithm.md
+	// "Hysteresis"), set by setSnapshot from the previous snapshot's; only
+	// hot items are listed. Whoever builds a snapshot leaves them nil.
+	podHot, nodeHot map[string]bool
 }
 
 var emptyRAPSnapshot = &rapSnapshot{}
@@ -80,12 +85,41 @@ func (rb *rapBalancer) now() float64 {
 
 func (rb *rapBalancer) snapshot() *rapSnapshot { return rb.snap.Load().(*rapSnapshot) }
 
-// setSnapshot swaps in a new view of the cluster (the monitor, the tests).
-// The decision path takes no lock the monitor holds: an atomic store is all
-// the two share.
+// setSnapshot swaps in a new view of the cluster (the monitor, the tests),
+// with its hot flags worked out against the one it replaces. The decision
+// path takes no lock the monitor holds: an atomic store is all the two share.
+// Only one goroutine (the monitor) may swap, or the "previous" snapshot of
+// the hysteresis would be a race between swappers.
 func (rb *rapBalancer) setSnapshot(s *rapSnapshot) {
 	if s == nil {
 		s = emptyRAPSnapshot
 	}
-	rb.snap.Store(s)
+	prev := rb.snapshot()
+	// A copy: s may already be published (a test swapping the same snapshot
+	// in twice), and a published snapshot is never written.
+	next := *s
+	next.podHot = rb.hotFlags(s.pods, prev.podHot)
+	next.nodeHot = rb.hotFlags(s.nodes, prev.nodeHot)
+	rb.snap.Store(&next)
+}
+
+// hotFlags: an item is hot when its use reaches the threshold, or, if it was
+// hot before, the threshold less the hysteresis; an item not sampled is not
+// hot. The thresholds are subtracted as the spec writes them, so Go and the
+// Python reference round alike.
+func (rb *rapBalancer) hotFlags(usage map[string]rapUsage, wasHot map[string]bool) map[string]bool {
+	var hot map[string]bool
+	for name, u := range usage {
+		d := 0.0
+		if wasHot[name] {
+			d = rb.cfg.hysteresis
+		}
+		if u.cpu >= rb.cfg.cpuThreshold-d || u.mem >= rb.cfg.memThreshold-d {
+			if hot == nil {
+				hot = map[string]bool{}
+			}
+			hot[name] = true
+		}
+	}
+	return hot
 }

@@ -48,8 +48,6 @@ func rapTestNoShuffle(t testing.TB) {
 	t.Cleanup(func() { shuffleEndpoints = saved })
 }
 
-// rapTestLB: a RAP balancer on node "node-a" with a settable clock and the
-// shuffle off, so the endpoint order is the order given.
 // rapReadJSON decodes the JSON file at path into dst; what says what the file
 // should be, for the failure message.
 func rapReadJSON(t testing.TB, path, what string, dst interface{}) {
@@ -63,6 +61,16 @@ func rapReadJSON(t testing.TB, path, what string, dst interface{}) {
 	}
 }
 
+// rapClassicConfig: the defaults with the classic rule, for the tests of
+// docs/algorithm.md steps 1-6.
+func rapClassicConfig() rapConfig {
+	c := defaultRAPConfig()
+	c.mode = rapModeClassic
+	return c
+}
+
+// rapTestLB: a RAP balancer on node "node-a" with a settable clock and the
+// shuffle off, so the endpoint order is the order given.
 func rapTestLB(t testing.TB, cfg rapConfig, eps ...rapTestEP) (*LoadBalancerRR, *rapBalancer, *float64) {
 	t.Helper()
 	rapTestNoShuffle(t)
@@ -124,7 +132,7 @@ func rapTestSnapshot(at float64, podCPU map[string]float64, nodeCPU map[string]f
 }
 
 func TestRAPAffinityKeepsKubeProxySemantics(t *testing.T) {
-	lb, rb, now := rapTestLB(t, defaultRAPConfig())
+	lb, rb, now := rapTestLB(t, rapClassicConfig())
 	// NewService before the endpoints, as the proxier does: the TTL is taken
 	// only when the service is created.
 	lb.NewService(rapTestSvc, v1.ServiceAffinityClientIP, 10)
@@ -168,7 +176,7 @@ func TestRAPAffinityKeepsKubeProxySemantics(t *testing.T) {
 }
 
 func TestRAPEndpointChurn(t *testing.T) {
-	lb, rb, _ := rapTestLB(t, defaultRAPConfig(), rapTestEPs...)
+	lb, rb, _ := rapTestLB(t, rapClassicConfig(), rapTestEPs...)
 	rb.setSnapshot(rapTestSnapshot(0, nil, nil))
 	rapTestExpect(t, lb, "10.0.1.1:80")
 	old := rapTestEndpoints(rapTestEPs...)

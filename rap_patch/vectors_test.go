@@ -41,9 +41,10 @@ import (
 )
 
 type vecEndpoint struct {
-	IP   string `json:"ip"`
-	Port int32  `json:"port"`
-	Node string `json:"node"`
+	IP       string `json:"ip"`
+	Port     int32  `json:"port"`
+	Node     string `json:"node"`      // "": no node name (a selectorless Service's Endpoints)
+	PortName string `json:"port_name"` // "": vecDefaultPort
 }
 
 type vecUsage struct {
@@ -65,6 +66,13 @@ type vecRequest struct {
 	Client        string  `json:"client"`
 	At            float64 `json:"at"`
 	AffinityReset bool    `json:"affinity_reset"`
+	SrcPort       *int    `json:"src_port"`
+	PortName      string  `json:"port_name"`
+}
+
+type vecDone struct {
+	Endpoint string `json:"endpoint"`
+	PortName string `json:"port_name"`
 }
 
 type vecStep struct {
@@ -72,13 +80,15 @@ type vecStep struct {
 	Expect       *string        `json:"expect"`
 	ExpectError  *string        `json:"expect_error"`
 	SetEndpoints *[]vecEndpoint `json:"set_endpoints"`
+	AddEndpoints *[]vecEndpoint `json:"add_endpoints"`
 	SetMetrics   *vecMetrics    `json:"set_metrics"`
+	Done         *vecDone       `json:"done"`
 }
 
 type vector struct {
-	Name      string              `json:"name"`
-	LocalNode string              `json:"local_node"`
-	Config    map[string]*float64 `json:"config"`
+	Name      string                 `json:"name"`
+	LocalNode string                 `json:"local_node"`
+	Config    map[string]interface{} `json:"config"`
 	Service   struct {
 		Affinity         string `json:"affinity"`
 		AffinityTimeoutS int    `json:"affinity_timeout_s"`
@@ -88,12 +98,22 @@ type vector struct {
 	Steps     []vecStep     `json:"steps"`
 }
 
-var vecService = proxy.ServicePortName{NamespacedName: types.NamespacedName{Namespace: "default", Name: "vector"}, Port: "http"}
+// vecDefaultPort: the Service port of an endpoint, request or done that names none.
+const vecDefaultPort = "http"
+
+var vecService = types.NamespacedName{Namespace: "default", Name: "vector"}
+
+func vecPort(name string) proxy.ServicePortName {
+	if name == "" {
+		name = vecDefaultPort
+	}
+	return proxy.ServicePortName{NamespacedName: vecService, Port: name}
+}
 
 // vecConfig mirrors RapConfig.from_mapping: defaults, stale_after = 3 x period
 // unless given, then validation (rap_config.go's buildRAPConfig, as for the
-// environment).
-func vecConfig(m map[string]*float64) (rapConfig, error) {
+// environment). A choice takes a JSON string, any other setting a number.
+func vecConfig(m map[string]interface{}) (rapConfig, error) {
 	known := map[string]bool{}
 	for _, s := range new(rapConfig).settings() {
 		known[s.field] = true
@@ -108,23 +128,72 @@ func vecConfig(m map[string]*float64) (rapConfig, error) {
 		if v == nil {
 			return false, nil
 		}
-		*s.dst = *v
+		if s.isChoice() {
+			str, ok := v.(string)
+			if !ok {
+				return false, fmt.Errorf("config.%s: %v is not a string", s.field, v)
+			}
+			*s.str = str
+			return true, nil
+		}
+		num, ok := v.(float64)
+		if !ok {
+			return false, fmt.Errorf("config.%s: %v is not a number", s.field, v)
+		}
+		*s.dst = num
 		return true, nil
 	})
 }
 
 func vecEndpointsObject(eps []vecEndpoint) *v1.Endpoints {
 	obj := &v1.Endpoints{ObjectMeta: metav1.ObjectMeta{Namespace: vecService.Namespace, Name: vecService.Name}}
-	// One subset per endpoint keeps the vector's order through
+	// One subset per endpoint keeps the vector's order, per port, through
 	// BuildPortsToEndpoints (addresses within a subset would be grouped by port).
 	for _, ep := range eps {
-		node := ep.Node
+		addr := v1.EndpointAddress{IP: ep.IP}
+		if ep.Node != "" {
+			node := ep.Node
+			addr.NodeName = &node
+		}
 		obj.Subsets = append(obj.Subsets, v1.EndpointSubset{
-			Addresses: []v1.EndpointAddress{{IP: ep.IP, NodeName: &node}},
-			Ports:     []v1.EndpointPort{{Name: vecService.Port, Port: ep.Port, Protocol: v1.ProtocolTCP}},
+			Addresses: []v1.EndpointAddress{addr},
+			Ports:     []v1.EndpointPort{{Name: vecPort(ep.PortName).Port, Port: ep.Port, Protocol: v1.ProtocolTCP}},
 		})
 	}
 	return obj
+}
+
+// vecPortNames: every Service port the vector mentions, so that each gets the
+// Service's affinity up front, as the proxier's NewService gives it.
+func vecPortNames(v *vector) []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(name string) {
+		if p := vecPort(name).Port; !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	addAll := func(eps []vecEndpoint) {
+		for _, ep := range eps {
+			add(ep.PortName)
+		}
+	}
+	add("")
+	addAll(v.Endpoints)
+	for _, st := range v.Steps {
+		switch {
+		case st.SetEndpoints != nil:
+			addAll(*st.SetEndpoints)
+		case st.AddEndpoints != nil:
+			addAll(*st.AddEndpoints)
+		case st.Request != nil:
+			add(st.Request.PortName)
+		case st.Done != nil:
+			add(st.Done.PortName)
+		}
+	}
+	return out
 }
 
 func vecSnapshot(m vecMetrics) *rapSnapshot {
@@ -141,16 +210,24 @@ func vecSnapshot(m vecMetrics) *rapSnapshot {
 	return s
 }
 
-// runVector replays one vector; it returns one line per mismatching request.
-func runVector(v *vector) ([]string, int, error) {
+// vecReplay is one vector being replayed.
+type vecReplay struct {
+	v       *vector
+	now     float64
+	rb      *rapBalancer
+	lb      *LoadBalancerRR
+	current *v1.Endpoints
+}
+
+func newVecReplay(v *vector) (*vecReplay, error) {
 	cfg, err := vecConfig(v.Config)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
-	var now float64
-	rb := newRAPBalancer(cfg, v.LocalNode)
-	rb.clock = func() float64 { return now }
-	lb := newLoadBalancer(rb)
+	r := &vecReplay{v: v}
+	r.rb = newRAPBalancer(cfg, v.LocalNode)
+	r.rb.clock = func() float64 { return r.now }
+	r.lb = newLoadBalancer(r.rb)
 
 	affinity := v1.ServiceAffinityNone
 	switch v.Service.Affinity {
@@ -158,31 +235,62 @@ func runVector(v *vector) ([]string, int, error) {
 		affinity = v1.ServiceAffinityClientIP
 	case "None":
 	default:
-		return nil, 0, fmt.Errorf("service.affinity: %q is not None or ClientIP", v.Service.Affinity)
+		return nil, fmt.Errorf("service.affinity: %q is not None or ClientIP", v.Service.Affinity)
 	}
-	if err := lb.NewService(vecService, affinity, v.Service.AffinityTimeoutS); err != nil {
+	for _, port := range vecPortNames(v) {
+		if err := r.lb.NewService(vecPort(port), affinity, v.Service.AffinityTimeoutS); err != nil {
+			return nil, err
+		}
+	}
+	r.current = vecEndpointsObject(v.Endpoints)
+	r.lb.OnEndpointsAdd(r.current)
+	r.rb.setSnapshot(vecSnapshot(v.Metrics))
+	return r, nil
+}
+
+// request answers one request step as "ip:port" or "error <kind>".
+func (r *vecReplay) request(i int, req *vecRequest) (string, error) {
+	r.now = req.At
+	ip := net.ParseIP(req.Client)
+	if ip == nil {
+		return "", fmt.Errorf("steps[%d].request.client: %q is not an IP", i, req.Client)
+	}
+	port := 40000 + i
+	if req.SrcPort != nil {
+		port = *req.SrcPort
+	}
+	got, err := r.lb.NextEndpoint(vecPort(req.PortName), &net.TCPAddr{IP: ip, Port: port}, req.AffinityReset)
+	switch {
+	case errors.Is(err, ErrMissingEndpoints):
+		return "error no-endpoints", nil
+	case err != nil:
+		return "error " + err.Error(), nil
+	}
+	return got, nil
+}
+
+// runVector replays one vector; it returns one line per mismatching request.
+func runVector(v *vector) ([]string, int, error) {
+	r, err := newVecReplay(v)
+	if err != nil {
 		return nil, 0, err
 	}
-	current := vecEndpointsObject(v.Endpoints)
-	lb.OnEndpointsAdd(current)
-	rb.setSnapshot(vecSnapshot(v.Metrics))
-
 	var mismatches []string
 	requests := 0
 	for i, step := range v.Steps {
 		switch {
 		case step.SetEndpoints != nil:
 			next := vecEndpointsObject(*step.SetEndpoints)
-			lb.OnEndpointsUpdate(current, next)
-			current = next
+			r.lb.OnEndpointsUpdate(r.current, next)
+			r.current = next
+		case step.AddEndpoints != nil:
+			r.current = vecEndpointsObject(*step.AddEndpoints)
+			r.lb.OnEndpointsAdd(r.current)
 		case step.SetMetrics != nil:
-			rb.setSnapshot(vecSnapshot(*step.SetMetrics))
+			r.rb.setSnapshot(vecSnapshot(*step.SetMetrics))
+		case step.Done != nil:
+			r.lb.ConnectionDone(vecPort(step.Done.PortName), step.Done.Endpoint)
 		case step.Request != nil:
-			now = step.Request.At
-			ip := net.ParseIP(step.Request.Client)
-			if ip == nil {
-				return nil, 0, fmt.Errorf("steps[%d].request.client: %q is not an IP", i, step.Request.Client)
-			}
 			expected := ""
 			switch {
 			case step.Expect != nil:
@@ -192,12 +300,9 @@ func runVector(v *vector) ([]string, int, error) {
 			default:
 				return nil, 0, fmt.Errorf("steps[%d]: a request without expect or expect_error", i)
 			}
-			got, err := lb.NextEndpoint(vecService, &net.TCPAddr{IP: ip, Port: 40000 + i}, step.Request.AffinityReset)
-			actual := got
-			if errors.Is(err, ErrMissingEndpoints) {
-				actual = "error no-endpoints"
-			} else if err != nil {
-				actual = "error " + err.Error()
+			actual, err := r.request(i, step.Request)
+			if err != nil {
+				return nil, 0, err
 			}
 			if actual != expected {
 				mismatches = append(mismatches, fmt.Sprintf("%s: request %d (step %d): expected %s, got %s",
@@ -205,7 +310,7 @@ func runVector(v *vector) ([]string, int, error) {
 			}
 			requests++
 		default:
-			return nil, 0, fmt.Errorf("steps[%d]: not a request, set_endpoints or set_metrics", i)
+			return nil, 0, fmt.Errorf("steps[%d]: not a request, set_endpoints, add_endpoints, set_metrics or done", i)
 		}
 	}
 	return mismatches, requests, nil
