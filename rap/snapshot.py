@@ -1,11 +1,15 @@
 """The monitor's view of the cluster: resource use of pods and nodes, and RTTs.
 
 A snapshot is immutable; the monitor builds a new one and swaps it in, so the
-decision path never waits on the monitor's I/O.
+decision path never waits on the monitor's I/O. Swapping in (``swapped_in_over``)
+also sets each pod's and node's ``hot`` flag from the previous snapshot's, so
+an item that was hot stays hot until it is clearly below its threshold
+(docs/algorithm.md, "Hysteresis").
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
@@ -37,11 +41,36 @@ class Snapshot:
     pods: Mapping[str, Usage] = field(default_factory=dict)  # by pod IP
     nodes: Mapping[str, Usage] = field(default_factory=dict)  # by node name
     rtt: Mapping[str, Rtt] = field(default_factory=dict)  # by destination node
+    # Set by swapped_in_over; a snapshot nobody swapped in has nothing hot.
+    hot_pods: frozenset[str] = frozenset()  # pod IPs
+    hot_nodes: frozenset[str] = frozenset()  # node names
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pods", _frozen(self.pods))
         object.__setattr__(self, "nodes", _frozen(self.nodes))
         object.__setattr__(self, "rtt", _frozen(self.rtt))
+        object.__setattr__(self, "hot_pods", frozenset(self.hot_pods))
+        object.__setattr__(self, "hot_nodes", frozenset(self.hot_nodes))
+
+    def swapped_in_over(
+        self, previous: "Snapshot", *, cpu_threshold: float, mem_threshold: float, hysteresis: float
+    ) -> "Snapshot":
+        """This snapshot's samples with the hot flags of being swapped in after ``previous``.
+
+        An item is hot when ``cpu >= cpu_threshold - d or mem >= mem_threshold - d``,
+        with ``d = hysteresis`` if it was hot in ``previous``, else 0; an item
+        without a sample here is not hot.
+        """
+        def hot(samples: Mapping[str, Usage], was_hot: frozenset[str]) -> frozenset[str]:
+            out = set()
+            for key, u in samples.items():
+                d = hysteresis if key in was_hot else 0.0
+                if u.cpu >= cpu_threshold - d or u.mem >= mem_threshold - d:
+                    out.add(key)
+            return frozenset(out)
+
+        return dataclasses.replace(self, hot_pods=hot(self.pods, previous.hot_pods),
+                                   hot_nodes=hot(self.nodes, previous.hot_nodes))
 
     @classmethod
     def from_json(cls, data: Mapping | None) -> "Snapshot":

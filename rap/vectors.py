@@ -3,6 +3,10 @@
 A vector that breaks the schema (rap/schemas/vector.schema.json) or a rule the
 schema cannot say (times going backwards, a config out of range) is rejected
 with its file and the JSON path of the offending field.
+
+A vector is one Service, ``default/vector``; each ``port_name`` of its
+endpoints is a service port of its own (``default/vector:http``, ...), with the
+vector's affinity, all on one balancer, so the metrics are shared.
 """
 
 from __future__ import annotations
@@ -21,7 +25,17 @@ from rap.policies import BalancerError, Endpoint, NoEndpointsError, Rap
 from rap.snapshot import Snapshot
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "vector.schema.json"
-SERVICE = "default/vector:http"
+DEFAULT_PORT_NAME = "http"
+# A request's source port when the step does not give one: each step its own connection.
+BASE_SRC_PORT = 40000
+
+
+def service_key(port_name: str = DEFAULT_PORT_NAME) -> str:
+    """kube-proxy's ServicePortName of one port of the vector's Service."""
+    return f"default/vector:{port_name}"
+
+
+SERVICE = service_key()
 
 
 class VectorError(OptionError):
@@ -104,8 +118,47 @@ def load_all(directory: Path) -> list[Vector]:
     return [load_vector(p) for p in paths]
 
 
-def _endpoints(items: list[dict[str, Any]]) -> list[Endpoint]:
-    return [Endpoint(e["ip"], e["port"], e["node"]) for e in items]
+def _by_port(items: list[dict[str, Any]]) -> dict[str, list[Endpoint]]:
+    """An endpoint list split by port name, each part in the order given."""
+    out: dict[str, list[Endpoint]] = {}
+    for e in items:
+        out.setdefault(e.get("port_name", DEFAULT_PORT_NAME), []).append(Endpoint(e["ip"], e["port"], e["node"]))
+    return out
+
+
+def _port_names(data: dict[str, Any]) -> list[str]:
+    """Every port name the vector mentions, so that each is a service (with no endpoints until listed)."""
+    names = {DEFAULT_PORT_NAME}
+    lists = [data["endpoints"]] + [s.get("set_endpoints") or s.get("add_endpoints") or [] for s in data["steps"]]
+    names.update(e.get("port_name", DEFAULT_PORT_NAME) for items in lists for e in items)
+    for step in data["steps"]:
+        item = step.get("request") or step.get("done")
+        if item is not None:
+            names.add(item.get("port_name", DEFAULT_PORT_NAME))
+    return sorted(names)
+
+
+def _update(rap: Rap, listed: set[str], items: list[dict[str, Any]]) -> set[str]:
+    """OnEndpointsUpdate from the Endpoints that listed ``listed`` to ``items``: a port left out is emptied."""
+    parts = _by_port(items)
+    for port, eps in parts.items():
+        rap.set_endpoints(service_key(port), eps)
+    for port in listed - set(parts):
+        rap.set_endpoints(service_key(port), [])
+    return set(parts)
+
+
+def _add(rap: Rap, items: list[dict[str, Any]]) -> set[str]:
+    """OnEndpointsAdd: every port listed is replaced; the others are left as they are (as upstream)."""
+    parts = _by_port(items)
+    for port, eps in parts.items():
+        rap.add_endpoints(service_key(port), eps)
+    return set(parts)
+
+
+def _endpoint(addr: str) -> Endpoint:
+    ip, _, port = addr.rpartition(":")
+    return Endpoint(ip, int(port))
 
 
 def run_vector(vector: Vector) -> list[Mismatch]:
@@ -113,29 +166,37 @@ def run_vector(vector: Vector) -> list[Mismatch]:
     data = vector.data
     rap = Rap(data["local_node"], RapConfig.from_mapping(data.get("config")), shuffle=False)
     svc = data["service"]
-    rap.new_service(SERVICE, svc["affinity"], svc.get("affinity_timeout_s", 0))
-    rap.set_endpoints(SERVICE, _endpoints(data["endpoints"]))
+    for port in _port_names(data):
+        rap.new_service(service_key(port), svc["affinity"], svc.get("affinity_timeout_s", 0))
+    listed = _update(rap, set(), data["endpoints"])
     rap.update_snapshot(Snapshot.from_json(data["metrics"]))
     mismatches: list[Mismatch] = []
     request_index = 0
     for step_index, step in enumerate(data["steps"]):
         if "set_endpoints" in step:
-            rap.set_endpoints(SERVICE, _endpoints(step["set_endpoints"]))
+            listed = _update(rap, listed, step["set_endpoints"])
+        elif "add_endpoints" in step:
+            listed = _add(rap, step["add_endpoints"])
         elif "set_metrics" in step:
             rap.update_snapshot(Snapshot.from_json(step["set_metrics"]))
+        elif "done" in step:
+            done = step["done"]
+            rap.release(service_key(done.get("port_name", DEFAULT_PORT_NAME)), _endpoint(done["endpoint"]))
         else:
             expected = step.get("expect") or f"error {step['expect_error']}"
-            actual = _request(rap, step["request"])
+            actual = _request(rap, step["request"], step_index)
             if actual != expected:
                 mismatches.append(Mismatch(vector.name, request_index, step_index, expected, actual))
             request_index += 1
     return mismatches
 
 
-def _request(rap: Rap, request: dict[str, Any]) -> str:
+def _request(rap: Rap, request: dict[str, Any], step_index: int) -> str:
+    src = f"{request['client']}:{request.get('src_port', BASE_SRC_PORT + step_index)}"
     try:
         ep = rap.next_endpoint(
-            SERVICE, request["client"], request["at"], request.get("affinity_reset", False)
+            service_key(request.get("port_name", DEFAULT_PORT_NAME)), request["client"], request["at"],
+            request.get("affinity_reset", False), src=src,
         )
     except NoEndpointsError:
         return "error no-endpoints"

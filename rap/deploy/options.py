@@ -1,6 +1,6 @@
 """The options of `invoke deploy` / `rollback`, checked before anything is touched.
 
-RAP's options (``--period`` ... ``--rtt-port``), the environment variable
+RAP's options (``--mode``, ``--period`` ... ``--rtt-port``), the environment variable
 each sets in the kube-proxy container, their defaults, ranges and help all
 come from rap/schemas/rap-config.json through rap.config; only ``--image`` and
 ``--timeout`` are deploy's own. This module imports nothing heavy, so
@@ -51,6 +51,11 @@ def _number(option: str, value: Any) -> float:
         raise DeployError(f"{option}: must be a number, got {value!r}") from None
 
 
+def _value(f, value: Any) -> float | str:
+    """A choice stays text (RapConfig checks it against the table's choices); the rest are numbers."""
+    return value if f.choices else _number(f"--{f.option}", value)
+
+
 def check_image(image: Any) -> str:
     """NAME:TAG (the registry may carry a port; NAME@sha256:... is accepted too)."""
     if not image or not isinstance(image, str):
@@ -78,7 +83,7 @@ def parse_options(image: Any, *, timeout: Any = None, **rap: Any) -> DeployOptio
     if unknown:
         raise TypeError(f"parse_options: unknown RAP option {unknown[0]!r}; known: {', '.join(_BY_PARAM)}")
     image = check_image(image)
-    values = {_BY_PARAM[p].name: _number(f"--{_BY_PARAM[p].option}", v) for p, v in rap.items() if v is not None}
+    values = {_BY_PARAM[p].name: _value(_BY_PARAM[p], v) for p, v in rap.items() if v is not None}
     port = values.pop("rtt_port", DEFAULT_RTT_PORT)
     try:
         config, port = RapConfig(**values), check_rtt_port(port)

@@ -41,8 +41,9 @@ ENV_PREFIX = "RAP_"
 # The container's environment
 
 
-def _fmt(value: float) -> str:
-    return repr(float(value))
+def _fmt(value: float | str) -> str:
+    # repr of a float reads back as the same float in Go's strconv.ParseFloat; a choice is its own text.
+    return value if isinstance(value, str) else repr(float(value))
 
 
 def rap_env(opts: DeployOptions, kubeconfig_path: str | None = None) -> list[dict]:

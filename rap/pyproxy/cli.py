@@ -36,7 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="this node's IP: proxy listeners bind here and the DNAT rules point here")
     p.add_argument("--policy", default="rap", choices=POLICY_NAMES, help="balancing policy (default rap)")
     for f in DECISION_FIELDS:
-        p.add_argument(RAP_FLAGS[f.name], dest=f.name, type=float, metavar="X", help=f.describe())
+        # A choice is left to RapConfig too (not argparse's choices), so its message names the field.
+        p.add_argument(RAP_FLAGS[f.name], dest=f.name, type=str if f.choices else float,
+                       metavar="{" + ",".join(f.choices) + "}" if f.choices else "X", help=f.describe())
     p.add_argument(f"--{RTT_PORT.option}", type=int, default=RTT_PORT.default, metavar="PORT",
                    help=RTT_PORT.describe())
     p.add_argument("--sync-period-s", type=float, default=1.0, metavar="S",

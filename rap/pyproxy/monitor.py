@@ -202,10 +202,11 @@ class Monitor:
         now = self.clock()
         self.pod_stamps.prune(now, self.stale_after_s)
         self.node_stamps.prune(now, self.stale_after_s)
-        self.snapshot = Snapshot(pods=merge(old.pods, pods or {}, now, self.stale_after_s),
-                                 nodes=merge(old.nodes, nodes or {}, now, self.stale_after_s),
-                                 rtt=merge(old.rtt, rtt, now, self.stale_after_s))
-        self.policy.update_snapshot(self.snapshot)  # one reference swap
+        merged = Snapshot(pods=merge(old.pods, pods or {}, now, self.stale_after_s),
+                          nodes=merge(old.nodes, nodes or {}, now, self.stale_after_s),
+                          rtt=merge(old.rtt, rtt, now, self.stale_after_s))
+        # one reference swap; what the policy holds is the snapshot with its hot flags set
+        self.snapshot = self.policy.update_snapshot(merged)
         return self.snapshot
 
     @staticmethod

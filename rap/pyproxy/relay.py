@@ -110,8 +110,9 @@ class Proxier:
         task._rap_relay = True  # type: ignore[attr-defined]  # so close() can cut it
         peer = writer.get_extra_info("peername")
         client_ip = peer[0] if peer else ""
+        src = f"{peer[0]}:{peer[1]}" if peer else None
         try:
-            upstream = await self._connect(name, client_ip)
+            upstream = await self._connect(name, client_ip, src)
             if upstream is None:
                 return
             endpoint, up_reader, up_writer = upstream
@@ -127,18 +128,26 @@ class Proxier:
         finally:
             writer.close()
 
-    async def _connect(self, name: str, client_ip: str):
+    async def _connect(self, name: str, client_ip: str, src: str | None):
+        """kube-proxy's TryConnectEndpoints: each failed dial asks again with affinity reset.
+
+        The policy counted every endpoint it returned as a connection. A retry
+        from the same ``src`` tells it that the previous dial failed (it takes
+        that count back, and RAP ejects the endpoint for a while), so only the
+        last failure, which no retry follows, is released here.
+        """
         for attempt, timeout in enumerate(DIAL_TIMEOUTS_S):
             try:
-                endpoint = self.policy.next_endpoint(name, client_ip, self.clock(), affinity_reset=attempt > 0)
+                endpoint = self.policy.next_endpoint(name, client_ip, self.clock(), affinity_reset=attempt > 0,
+                                                     src=src)
             except BalancerError as e:
                 self._note_failure(name, "", e)
                 return None
             try:
                 r, w = await asyncio.wait_for(asyncio.open_connection(endpoint.ip, endpoint.port), timeout)
             except (OSError, asyncio.TimeoutError) as e:
-                # Not released yet: least-request counted this pick; hand it back before trying another.
-                self.policy.release(name, endpoint)
+                if src is None or attempt == len(DIAL_TIMEOUTS_S) - 1:
+                    self.policy.release(name, endpoint)
                 self._note_failure(name, endpoint.addr, e)
                 continue
             self._note_success(name, endpoint.addr)

@@ -28,7 +28,7 @@ ROWS = TABLE["fields"]
 DECISION = [r for r in ROWS if r["scope"] == "decision"]
 MONITOR = [r for r in ROWS if r["scope"] == "monitor"]
 ROW_KEYS = {"name", "env", "option", "scope", "type", "unit", "default", "default_factor_of",
-            "min", "max", "min_open", "max_open", "help"}
+            "min", "max", "min_open", "max_open", "choices", "help"}
 
 
 def num(x) -> str:
@@ -45,11 +45,15 @@ def resolved_defaults(rows) -> dict[str, float]:
 
 def default_text(r) -> str:
     factor = r.get("default_factor_of")
-    return f"{num(factor[1])} × {factor[0]}" if factor else num(r["default"])
+    if factor:
+        return f"{num(factor[1])} × {factor[0]}"
+    return r["default"] if "choices" in r else num(r["default"])
 
 
 def allowed(r) -> str:
-    """The range as the docs and help write it: > 0, >= 0, (0, 1], 1..65535."""
+    """The range as the docs and help write it: > 0, >= 0, (0, 1], 1..65535; a choice lists its values."""
+    if "choices" in r:
+        return ", ".join(r["choices"])
     lo, hi = r.get("min"), r.get("max")
     lo_open, hi_open = r.get("min_open", False), r.get("max_open", False)
     if lo is None or hi is None:
@@ -60,8 +64,11 @@ def allowed(r) -> str:
     return "([" [not lo_open] + f"{num(lo)}, {num(hi)}" + ")]"[not hi_open]
 
 
-def probes(r) -> list[tuple[float, bool]]:
-    """Values at and around each end of the row's range, and whether the table allows them."""
+def probes(r) -> list[tuple[float | str, bool]]:
+    """Values at and around each end of the row's range (a choice: each value and near misses),
+    and whether the table allows them."""
+    if "choices" in r:
+        return [(c, True) for c in r["choices"]] + [(r["choices"][0].upper(), False), ("fast", False)]
     step = 1 if r["type"] == "integer" else 1e-3
     out = []
     if "min" in r:
@@ -85,12 +92,20 @@ def test_every_row_is_complete_and_its_default_is_allowed():
         assert set(r) <= ROW_KEYS, f"{r['name']}: keys nobody reads: {sorted(set(r) - ROW_KEYS)}"
         assert {"name", "env", "option", "scope", "type", "unit", "default", "help"} <= set(r), r["name"]
         assert r["env"] == "RAP_" + r["name"].upper() and r["scope"] in ("decision", "monitor")
-        assert r["type"] in ("number", "integer")
+        assert r["type"] in ("number", "integer", "string")
+        if r["type"] == "string":
+            assert r["choices"] and r["default"] in r["choices"], f"{r['name']}: default not among the choices"
+            assert not {"min", "max", "default_factor_of"} & set(r), f"{r['name']}: a choice has no range"
+            names.append(r["name"])
+            continue
+        assert "choices" not in r, f"{r['name']}: choices on a {r['type']} row"
         if r["default"] is None:
             assert r["default_factor_of"][0] in names, f"{r['name']}: default_factor_of names an earlier row"
         names.append(r["name"])
     for name, value in resolved_defaults(ROWS).items():
         row = next(r for r in ROWS if r["name"] == name)
+        if "choices" in row:
+            continue  # checked above
         lo_ok = "min" not in row or (value > row["min"] if row.get("min_open") else value >= row["min"])
         hi_ok = "max" not in row or (value < row["max"] if row.get("max_open") else value <= row["max"])
         assert lo_ok and hi_ok, f"{name}: default {value} outside {allowed(row)}"
@@ -113,6 +128,16 @@ def test_rap_config_allows_exactly_the_tables_range(row, value, ok):
     else:
         with pytest.raises(ConfigError, match=rf"^{row['name']}: must be "):
             RapConfig(**{row["name"]: value})
+
+
+@pytest.mark.parametrize("row", [r for r in DECISION if "choices" in r], ids=lambda r: r["name"])
+def test_a_bad_choice_names_the_field_and_the_choices(row):
+    with pytest.raises(ConfigError) as exc:
+        RapConfig.from_mapping({row["name"]: "fast"})
+    assert str(exc.value) == f"{row['name']}: must be one of {', '.join(row['choices'])}, got 'fast'"
+    with pytest.raises(DeployError) as exc:
+        parse_options("rap:v1", **{row["option"].replace("-", "_"): "fast"})
+    assert str(exc.value) == f"--{row['option']}: must be one of {', '.join(row['choices'])}, got 'fast'"
 
 
 @pytest.mark.parametrize("row, value, ok", probe_cases(MONITOR))

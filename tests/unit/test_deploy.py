@@ -57,8 +57,9 @@ def configmap() -> dict:
 def test_defaults_are_raps_defaults():
     opts = parse_options("reg.example:5000/rap/kube-proxy:v1")
     assert opts.image == "reg.example:5000/rap/kube-proxy:v1"
-    assert opts.rap.as_dict() == {"period_s": 5.0, "stale_after_s": 15.0, "cpu_threshold": 0.8,
-                                  "mem_threshold": 0.9, "w_cpu": 0.5, "w_mem": 0.2, "w_net": 0.3}
+    assert opts.rap.as_dict() == {"mode": "adaptive", "period_s": 5.0, "stale_after_s": 15.0, "cpu_threshold": 0.8,
+                                  "mem_threshold": 0.9, "w_cpu": 0.5, "w_mem": 0.2, "w_net": 0.3,
+                                  "hysteresis": 0.1, "rtt_per_conn_ms": 10.0, "eject_s": 10.0}
     assert opts.rtt_port == 10250 and opts.timeout_s == 300
 
 
@@ -73,6 +74,10 @@ def test_defaults_are_raps_defaults():
     ({"rtt_port": "70000"}, "--rtt-port: must be a TCP port in 1..65535"),
     ({"rtt_port": "80.5"}, "--rtt-port: must be a TCP port"),
     ({"timeout": "0"}, "--timeout: must be > 0 seconds"),
+    ({"mode": "fast"}, "--mode: must be one of adaptive, classic, got 'fast'"),
+    ({"hysteresis": "1"}, "--hysteresis: must be in [0, 1)"),
+    ({"rtt_per_conn": "0"}, "--rtt-per-conn: must be > 0"),
+    ({"eject": "-1"}, "--eject: must be > 0"),
 ])
 def test_a_bad_option_is_one_message_naming_it(kwargs, message):
     with pytest.raises(DeployError) as exc:
@@ -95,17 +100,19 @@ def test_a_digest_image_is_accepted():
 # ---- env ----
 
 def test_env_carries_every_setting_and_the_node_name_from_the_downward_api():
-    opts = parse_options("rap:v1", period="2", cpu_threshold="0.7", w_net="0", rtt_port="8080")
+    opts = parse_options("rap:v1", mode="classic", period="2", cpu_threshold="0.7", w_net="0", rtt_port="8080",
+                         eject="3")
     env = {e["name"]: e for e in spec.rap_env(opts, "/var/lib/kube-proxy/kubeconfig.conf")}
     assert {k: v.get("value") for k, v in env.items()} == {
-        "RAP_PERIOD_S": "2.0", "RAP_STALE_AFTER_S": "6.0", "RAP_CPU_THRESHOLD": "0.7",
+        "RAP_MODE": "classic", "RAP_PERIOD_S": "2.0", "RAP_STALE_AFTER_S": "6.0", "RAP_CPU_THRESHOLD": "0.7",
         "RAP_MEM_THRESHOLD": "0.9", "RAP_W_CPU": "0.5", "RAP_W_MEM": "0.2", "RAP_W_NET": "0.0",
+        "RAP_HYSTERESIS": "0.1", "RAP_RTT_PER_CONN_MS": "10.0", "RAP_EJECT_S": "3.0",
         "RAP_NODE_NAME": None, "RAP_RTT_PORT": "8080", "RAP_KUBECONFIG": "/var/lib/kube-proxy/kubeconfig.conf"}
     assert env["RAP_NODE_NAME"]["valueFrom"] == {"fieldRef": {"apiVersion": "v1", "fieldPath": "spec.nodeName"}}
     # every value reads back as the same float (rap.go parses them with strconv.ParseFloat)
     for name, value in parse_options("rap:v1", cpu_threshold="0.1").rap.as_dict().items():
-        assert float(env_value(spec.rap_env(parse_options("rap:v1", cpu_threshold="0.1")),
-                               spec.OPTIONS[name][1])) == value
+        text = env_value(spec.rap_env(parse_options("rap:v1", cpu_threshold="0.1")), spec.OPTIONS[name][1])
+        assert (text if isinstance(value, str) else float(text)) == value
 
 
 def env_value(env, name):

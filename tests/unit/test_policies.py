@@ -11,7 +11,10 @@ from rap.policies import (
     RoundRobin,
     make_policy,
 )
+from rap.config import RapConfig
 from rap.snapshot import Snapshot, Usage
+
+CLASSIC = RapConfig(mode="classic")
 
 SVC = "ns/web:http"
 EPS = [Endpoint(f"10.0.0.{i}", 80, "node-a" if i < 3 else "node-b") for i in range(1, 6)]
@@ -61,10 +64,12 @@ def test_affinity_set_by_new_service_survives_endpoint_updates():
 
 def test_least_request_prefers_the_idle_endpoint():
     lr = LeastRequest(shuffle=False, seed=1)
-    lr.set_endpoints(SVC, EPS[:2])
     busy, idle = EPS[0], EPS[1]
-    for _ in range(5):
-        lr._active[SVC][busy.addr] += 1  # five connections already in flight on `busy`
+    lr.set_endpoints(SVC, [busy])
+    for t in range(5):
+        lr.next_endpoint(SVC, "c", t)  # five connections in flight on `busy`
+    lr.set_endpoints(SVC, [busy, idle])  # `busy` stays listed, so its count stays
+    assert lr.active(SVC, busy) == 5
     picks = [lr.next_endpoint(SVC, "c", t) for t in range(20)]
     # Two random draws pick `busy` only when both land on it (p = 1/4 each), and each
     # pick of `idle` adds to its count; `idle` must win clearly.
@@ -91,7 +96,7 @@ def test_least_request_forgets_removed_endpoints():
 
 
 def test_rap_explains_its_choice():
-    rap = Rap("node-a", shuffle=False)
+    rap = Rap("node-a", CLASSIC, shuffle=False)
     rap.set_endpoints(SVC, EPS)
     assert rap.explain(SVC, 0).startswith("blind")
     rap.update_snapshot(Snapshot(nodes={"node-a": Usage(0.95, 0.1, 0), "node-b": Usage(0.1, 0.1, 0)}))
@@ -100,15 +105,16 @@ def test_rap_explains_its_choice():
 
 
 def test_rap_replans_when_an_input_goes_stale():
-    rap = Rap("node-a", shuffle=False)
+    rap = Rap("node-a", CLASSIC, shuffle=False)
     rap.set_endpoints(SVC, EPS)
     rap.update_snapshot(Snapshot(nodes={"node-a": Usage(0.95, 0.1, 0), "node-b": Usage(0.1, 0.1, 10)}))
     assert rap.next_endpoint(SVC, "c", 15).node == "node-b"  # node-a's overload still fresh
     assert rap.next_endpoint(SVC, "c", 15.01).node == "node-a"  # now stale: local again
 
 
-def test_rap_forgets_a_deleted_service():
-    rap = Rap("node-a", shuffle=False)
+@pytest.mark.parametrize("mode", ["classic", "adaptive"])
+def test_rap_forgets_a_deleted_service(mode):
+    rap = Rap("node-a", RapConfig(mode=mode), shuffle=False)
     rap.update_snapshot(Snapshot(nodes={"node-a": Usage(0.1, 0.1, 0)}))
     rap.set_endpoints(SVC, EPS)
     rap.next_endpoint(SVC, "c", 1)

@@ -1,8 +1,10 @@
 """Invariants of the policies over random clusters, snapshots and request streams."""
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rap.config import RapConfig
 from rap.policies import AFFINITY_CLIENT_IP, AFFINITY_NONE, Endpoint, Rap, RoundRobin, make_policy
 from rap.snapshot import Rtt, Snapshot, Usage
 
@@ -53,10 +55,11 @@ def _has_data(snap: Snapshot, endpoints, now: float, stale: float = 15) -> bool:
 
 
 @settings(max_examples=200, deadline=None)
-@given(scenarios(), st.sampled_from(["rap", "round-robin", "least-request"]))
+@given(scenarios(), st.sampled_from(["rap", "rap:classic", "round-robin", "least-request"]))
 def test_only_live_endpoints_are_returned_and_none_refused(scenario, name):
     endpoints, snap, stream, churn, affinity = scenario
-    policy = make_policy(name, local_node="node-a", seed=1)
+    name, _, mode = name.partition(":")
+    policy = make_policy(name, local_node="node-a", seed=1, config=RapConfig(mode=mode or "adaptive"))
     policy.new_service(SVC, affinity, 30)
     policy.set_endpoints(SVC, endpoints)
     policy.update_snapshot(snap)
@@ -69,11 +72,12 @@ def test_only_live_endpoints_are_returned_and_none_refused(scenario, name):
         assert ep in endpoints
 
 
+@pytest.mark.parametrize("mode", ["classic", "adaptive"])
 @settings(max_examples=200, deadline=None)
 @given(scenarios())
-def test_rap_without_metrics_equals_round_robin(scenario):
+def test_rap_without_metrics_equals_round_robin(mode, scenario):
     endpoints, _, stream, churn, affinity = scenario
-    rap, rr = Rap("node-a", seed=5), RoundRobin(seed=5)
+    rap, rr = Rap("node-a", RapConfig(mode=mode), seed=5), RoundRobin(seed=5)
     for p in (rap, rr):
         p.new_service(SVC, affinity, 30)
         p.set_endpoints(SVC, endpoints)
@@ -90,7 +94,7 @@ def test_rap_without_metrics_equals_round_robin(scenario):
 def test_non_overloaded_local_node_with_free_endpoints_never_forwards(scenario):
     endpoints, snap, stream, _, _ = scenario
     local_usage = snap.nodes.get("node-a")
-    rap = Rap("node-a", seed=2)
+    rap = Rap("node-a", RapConfig(mode="classic"), seed=2)
     rap.set_endpoints(SVC, endpoints)
     rap.update_snapshot(snap)
     for client, now in stream:

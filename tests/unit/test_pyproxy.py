@@ -318,12 +318,21 @@ def test_options_map_to_rap_config(kubeconfig):
     assert (args.policy, args.rtt_port, config.stale_after_s) == ("least-request", 10251, 3)
 
 
+def test_mode_option_is_text_and_the_rest_numbers(kubeconfig):
+    _, config = cli.parse_args(["--kubeconfig", kubeconfig, *BASE, "--rap-mode", "classic", "--rap-eject-s", "2"])
+    assert config == RapConfig(mode="classic", eject_s=2)
+    _, config = cli.parse_args(["--kubeconfig", kubeconfig, *BASE])
+    assert config.mode == "adaptive"
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--rap-cpu-threshold", "1.5"], "--rap-cpu-threshold: cpu_threshold: must be in (0, 1]"),
     (["--rap-period-s", "0"], "--rap-period-s: period_s: must be > 0"),
     (["--rap-w-cpu", "-1"], "--rap-w-cpu: w_cpu: must be >= 0"),
     (["--rap-w-cpu", "0", "--rap-w-mem", "0", "--rap-w-net", "0"], "--rap-w-cpu, --rap-w-mem, --rap-w-net: "),
     (["--policy", "random"], "invalid choice: 'random'"),
+    (["--rap-mode", "fast"], "--rap-mode: mode: must be one of adaptive, classic, got 'fast'"),
+    (["--rap-hysteresis", "1"], "--rap-hysteresis: hysteresis: must be in [0, 1)"),
     (["--rtt-port", "70000"], "--rtt-port: must be a TCP port"),
     (["--bind-address", "node-1"], "--bind-address: 'node-1' is not an IPv4 address"),
     (["--sync-period-s", "0"], "--sync-period-s: must be > 0"),
@@ -413,3 +422,54 @@ def test_relay_round_robin_spreads_evenly():
         return answers
 
     assert asyncio.run(scenario()) == ["a", "b", "c"] * 3
+
+
+def test_relay_reports_a_failed_dial_to_rap_which_ejects_the_endpoint():
+    async def scenario():
+        servers = [await _named_server(n) for n in ("a", "b")]
+        dead = _free_port()
+        eps = [Endpoint("127.0.0.1", servers[0][1], "n1"), Endpoint("127.0.0.1", dead, "n1"),
+               Endpoint("127.0.0.1", servers[1][1], "n1")]
+        now = [100.0]
+        policy = make_policy("rap", local_node="n1", shuffle=False)  # no metrics: round robin over U
+        released = []
+        release = policy.release
+        policy.release = lambda svc, ep: (released.append(ep.addr), release(svc, ep))
+        proxier = Proxier(policy, "127.0.0.1", rules=None, clock=lambda: now[0])
+        await proxier.sync([PortSpec("default/web", "10.215.0.10", 80, endpoints=tuple(eps))])
+        port = proxier.proxy_port("default/web")
+        answers = [await _ask(port) for _ in range(4)]
+        await asyncio.sleep(0.05)
+        ejected = policy.is_ejected("default/web", eps[1], now[0])
+        assert eps[1].addr not in released and len(released) == 4  # the retry took the failed dial back
+        active = [policy.active("default/web", e) for e in eps]
+        now[0] += policy.config.eject_s + 1  # the ejection is over: the dead one is tried again
+        later = [await _ask(port) for _ in range(3)]
+        await asyncio.sleep(0.05)
+        active_after = [policy.active("default/web", e) for e in eps]
+        await proxier.close()
+        for s, _ in servers:
+            s.close()
+        return answers, ejected, active, later, active_after
+
+    answers, ejected, active, later, active_after = asyncio.run(scenario())
+    # a, then the dead one fails and its retry goes to b; once ejected, round robin skips it
+    assert answers == ["a", "b", "a", "b"] and ejected
+    assert active == [0, 0, 0] and active_after == [0, 0, 0]  # the failed dial counted once, taken back once
+    assert later == ["a", "b", "a"]  # index after b is the dead one again: it fails, the retry goes on
+
+
+def test_relay_releases_the_last_failed_dial():
+    async def scenario():
+        dead = [_free_port() for _ in range(2)]
+        eps = tuple(Endpoint("127.0.0.1", p, "n1") for p in dead)
+        policy = make_policy("rap", local_node="n1", shuffle=False)
+        proxier = Proxier(policy, "127.0.0.1", rules=None)
+        await proxier.sync([PortSpec("default/web", "10.215.0.10", 80, endpoints=eps)])
+        answer = await _ask(proxier.proxy_port("default/web"))  # four tries, all refused
+        await asyncio.sleep(0.05)
+        active = [policy.active("default/web", e) for e in eps]
+        await proxier.close()
+        return answer, active
+
+    assert asyncio.run(scenario()) == ("", [0, 0])
