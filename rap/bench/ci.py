@@ -50,7 +50,7 @@ SEED = 2869  # the paper's article number
 T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
         10: 2.228, 11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110,
         18: 2.101, 19: 2.093, 20: 2.086}
-BOOTSTRAPPED = ("throughput_rps", "p50_ms", "p95_ms", "p99_ms", "local_share")
+BOOTSTRAPPED = ("throughput_rps", "p50_ms", "p95_ms", "p99_ms", "local_share", "error_rate")
 CELLS_PER_CHUNK = 2_000_000  # replicates x requests held at once while computing percentiles
 
 
@@ -74,9 +74,11 @@ def block_replicates(o: stats.Outcomes, rng: np.random.Generator, resamples: int
     weights = rng.multinomial(stats.BLOCKS, [1 / stats.BLOCKS] * stats.BLOCKS, size=resamples)
     per_block = lambda flags: np.bincount(o.block, weights=flags, minlength=stats.BLOCKS)  # noqa: E731
     ok, local = weights @ per_block(o.ok), weights @ per_block(o.local)
+    n = weights @ per_block(np.ones(len(o)))
     with np.errstate(invalid="ignore", divide="ignore"):
         out = {"throughput_rps": weights @ per_block(o.counted) / o.duration_s,
-               "local_share": np.where(ok > 0, local / ok, np.nan)}
+               "local_share": np.where(ok > 0, local / ok, np.nan),
+               "error_rate": np.where(n > 0, (n - ok) / n, np.nan)}
     out.update(_percentiles(o, weights))
     return out
 

@@ -2,13 +2,16 @@
 
 The *peers* (scenarios.PEERS) are what a user would run instead of RAP. The
 best peer is chosen metric by metric, by the median over repetitions: the
-lowest p50, the lowest p95, the highest throughput, which can be three
-different peers (in closed loop a policy can buy a low p50 with a long tail
-and little throughput). Every policy that is neither the baseline nor a peer
-is *a RAP variant* ("rap", and e.g. a production-cadence "rap-5s") and gets
-the same comparisons. Each ratio carries its 95% interval (rap.bench.ci) and
-a verdict word: WIN when the interval lies entirely on RAP's good side,
-LOSS when entirely on the bad side, TIE otherwise.
+lowest p50, the lowest p95, the highest throughput, the fewest errors (the
+share of failed requests), which can be four different peers (in closed loop
+a policy can buy a low p50 with a long tail and little throughput). Every
+policy that is neither the baseline nor a peer is *a RAP variant* ("rap",
+"rap-adaptive", and e.g. a production-cadence "rap-5s") and gets the same
+comparisons, against its own peers (scenarios.peers_of: the adaptive mode
+also against classic RAP). Each ratio carries its 95% interval
+(rap.bench.ci) and a verdict word: WIN when the interval lies entirely on
+RAP's good side, LOSS when entirely on the bad side, TIE otherwise; none
+where the ratio is undefined (no failed request on either side).
 
 Not here: the per-policy medians (rap.bench.stats) and the wording of the
 report (rap.bench.report).
@@ -20,9 +23,9 @@ from typing import Mapping, Sequence
 
 from rap.bench import stats
 from rap.bench.ci import Intervals
-from rap.bench.scenarios import BASELINE, PEERS
+from rap.bench.scenarios import BASELINE, PEERS, peers_of
 
-COMPARED = ("p50_ms", "p95_ms", "throughput_rps")  # against the best peer
+COMPARED = ("p50_ms", "p95_ms", "throughput_rps", "error_rate")  # against the best peer
 AGAINST_BASELINE = ("throughput_rps", "p50_ms", "p95_ms", "p99_ms", "local_share")  # = stats.ratios' keys
 WIN, LOSS, TIE = "WIN", "LOSS", "TIE"
 
@@ -49,19 +52,19 @@ def verdict(ci: Sequence | None, metric: str) -> str | None:
     return TIE
 
 
-def best_peers(per_policy: Mapping[str, Mapping]) -> dict:
-    """Per compared metric, the best peer that ran and its median; metrics no peer measured are left out.
+def best_peers(per_policy: Mapping[str, Mapping], peers: Sequence[str] = PEERS) -> dict:
+    """Per compared metric, the best of ``peers`` that ran and its median; metrics none measured are left out.
 
-    Ties go to the peer listed first in scenarios.PEERS.
+    Ties go to the peer listed first.
     """
     out = {}
     for metric in COMPARED:
-        ran = [(per_policy[p][metric]["median"], p) for p in PEERS
+        ran = [(per_policy[p][metric]["median"], p) for p in peers
                if p in per_policy and per_policy[p][metric]["median"] is not None]
         if not ran:
             continue
         sign = -1 if stats.HIGHER_IS_BETTER[metric] else 1
-        value, peer = min(ran, key=lambda vp: (sign * vp[0], PEERS.index(vp[1])))
+        value, peer = min(ran, key=lambda vp: (sign * vp[0], list(peers).index(vp[1])))
         out[metric] = {"policy": peer, "value": value}
     return out
 
@@ -73,7 +76,8 @@ def step(per_policy: Mapping[str, Mapping], runs: Mapping[str, Sequence], polici
     ``per_policy``: policy -> stats.summarize (with "runs"); ``runs``: policy
     -> its RunRecords of the step. Returns ``ratios`` (every policy / round
     robin, ratio of medians, as before), ``ratios_ci95`` (their intervals),
-    ``best_peer`` and ``vs_best_peer`` (per RAP variant and metric).
+    ``best_peer`` (among scenarios.PEERS) and ``vs_best_peer`` (per RAP
+    variant and metric, against the best of that variant's own peers).
     """
     ratios, ratios_ci = {}, {}
     if BASELINE in per_policy:
@@ -89,7 +93,7 @@ def step(per_policy: Mapping[str, Mapping], runs: Mapping[str, Sequence], polici
         if p not in per_policy:
             continue
         against[p] = {}
-        for metric, peer in best.items():
+        for metric, peer in best_peers(per_policy, peers_of(p)).items():
             value = per_policy[p][metric]["median"]
             r = stats.ratio(value, peer["value"])
             ci = _ci(intervals, runs[p], runs[peer["policy"]], metric, r)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 # The policies of scenarios.POLICIES; another label (a RAP variant) takes matplotlib's next colour.
-POLICY_COLORS = {"round-robin": "#7f7f7f", "rap": "#1f77b4", "least-request": "#ff7f0e", "iptables": "#2ca02c",
-                 "local-only": "#9467bd", "haproxy": "#d62728", "haproxy-leastconn": "#8c564b"}
+POLICY_COLORS = {"round-robin": "#7f7f7f", "rap": "#1f77b4", "rap-adaptive": "#17becf", "least-request": "#ff7f0e",
+                 "iptables": "#2ca02c", "local-only": "#9467bd", "haproxy": "#d62728", "haproxy-leastconn": "#8c564b"}
 
 
 def plots(doc: dict, out_dir: Path) -> list[str]:
@@ -18,7 +18,8 @@ def plots(doc: dict, out_dir: Path) -> list[str]:
 
     written = []
     policies = doc["policies"]
-    open_scenarios = {n: s for n, s in doc["scenarios"].items() if s["mode"] == "open"}
+    # latency against rate needs rates to draw a line through; a one-rate scenario is in the tables
+    open_scenarios = {n: s for n, s in doc["scenarios"].items() if s["mode"] == "open" and len(s["steps"]) > 1}
     for name, sc in open_scenarios.items():
         fig, axes = plt.subplots(1, 2, figsize=(10, 4))
         for ax, measure, label in ((axes[0], "p50_ms", "p50 latency (ms)"), (axes[1], "p95_ms", "p95 latency (ms)")):

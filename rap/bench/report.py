@@ -1,7 +1,8 @@
 """summary.json, report.md and the one-screen summary of a bench run (the plots: rap.bench.plots).
 
 What is compared with what, and the verdict words, are rap.bench.compare's;
-the intervals rap.bench.ci's; this module lays them out.
+the bar and its MET / MISSED rap.bench.bar's; the intervals rap.bench.ci's;
+this module lays them out.
 """
 
 from __future__ import annotations
@@ -11,22 +12,23 @@ import math
 from pathlib import Path
 from typing import Iterable
 
-from rap.bench import ci, compare, stats
+from rap.bench import bar, ci, compare, stats
 from rap.bench.plots import plots  # noqa: F401 - rap.bench draws them through this module
-from rap.bench.scenarios import BASELINE, PEERS, POLICIES, Scenario
+from rap.bench.scenarios import BARS, BASELINE, PEERS, POLICIES, Scenario, peers_of
 
 PAPER = ("Nguyen, Phan, Kim, \"Load-Balancing of Kubernetes-Based Edge Computing Infrastructure Using "
          "Resource Adaptive Proxy\", Sensors 22(8):2869, 2022")
 METRIC_WORDS = {"p50_ms": "p50", "p95_ms": "p95", "p99_ms": "p99", "throughput_rps": "throughput",
-                "local_share": "local share"}
+                "local_share": "local share", "error_rate": "errors"}
 
 
 # ---- summary.json ----
 
 def summarize(scenarios: list[Scenario], records: Iterable, policies: list[str],
               intervals: ci.Intervals | None = None) -> dict:
-    """Per scenario (and rate), per policy: spread of every measure and failed requests; ratios to round
-    robin and RAP against the best peer, each with its 95% interval; target verdicts."""
+    """Per scenario (and rate), per policy: spread of every measure, failed requests and where each client's
+    requests were served; ratios to round robin and RAP against the best peer, each with its 95% interval;
+    target verdicts; the scenario's bar, MET or MISSED."""
     records = list(records)
     intervals = intervals or ci.Intervals()
     out: dict = {}
@@ -37,10 +39,13 @@ def summarize(scenarios: list[Scenario], records: Iterable, policies: list[str],
             runs = {p: [r for r in mine if r.policy == p and r.rate == rate] for p in policies}
             runs = {p: rs for p, rs in runs.items() if rs}
             per_policy = {p: {"runs": len(rs), **stats.summarize([r.measures for r in rs]),
-                              "failed_requests": stats.failures([r.measures for r in rs])}
+                              "failed_requests": stats.failures([r.measures for r in rs]),
+                              "served_by": stats.served_by([r.served for r in rs])}
                           for p, rs in runs.items()}
-            steps[_rate_key(rate)] = {"rate_rps": rate, "policies": per_policy,
-                                      **compare.step(per_policy, runs, policies, intervals)}
+            step = {"rate_rps": rate, "policies": per_policy, **compare.step(per_policy, runs, policies, intervals)}
+            if s.bar and BARS[s.bar].policy in policies:
+                step["bar"] = bar.judge(BARS[s.bar], step)
+            steps[_rate_key(rate)] = step
         entry = {
             "title": s.title, "description": s.description, "mode": s.mode,
             "shape": {"nodes": s.nodes, "pods": {f"node-{i}": s.pods_on(i) for i in range(1, s.nodes + 1)},
@@ -79,11 +84,16 @@ def _verdicts(s: Scenario, steps: dict) -> list[dict]:
 
 
 def write_summary(path: Path, meta: dict, scenarios_summary: dict) -> dict:
+    variants = compare.rap_variants(meta.get("policies", []))
     statistics = {**ci.describe(), "baseline": BASELINE, "peers": list(PEERS),
-                  "rap_variants": compare.rap_variants(meta.get("policies", [])),
+                  "rap_variants": variants, "peers_of": {v: list(peers_of(v)) for v in variants},
+                  "bars": {b.name: {"policy": b.policy, "against": b.against, "description": b.description,
+                                    "conditions": [{"metric": c.metric, "op": c.op, "value": c.value}
+                                                   for c in b.conditions]} for b in BARS.values()},
                   "failed_requests": "counted in the latency percentiles at the client's timeout, and apart",
                   "closed_loop_throughput": "successful requests completed inside the step, per second"}
     doc = {**meta, "statistics": statistics, "scenarios": scenarios_summary}
+    doc["bar_tally"] = bar.tally(doc)
     path.write_text(json.dumps(doc, indent=2, default=_json_default) + "\n")
     return doc
 
@@ -124,12 +134,22 @@ def _with_ci(r, ci) -> str:
     return _ratio(r) + ("" if r is None else _ci(ci))
 
 
-def _vs_peer(c: dict | None, words: bool = True) -> str:
-    """``1.41× [1.20–1.65] LOSS`` (against least-request, 22.0)."""
+def _value(metric: str, v) -> str:
+    """A median as the tables write it: errors as a share of the requests, the rest in ms or req/s."""
+    if metric == "error_rate" and v is not None:
+        return f"{v:.1%}"
+    return _f(v)
+
+
+def _vs_peer(c: dict | None, words: bool = True, metric: str = "") -> str:
+    """``1.41× [1.20–1.65] LOSS against least-request (22.0)``; the two medians where there is no ratio."""
     if c is None:
         return "no peer ran"
+    if c["ratio"] is None and c["value"] is not None:  # e.g. no failed request on either side
+        text = f"{_value(metric, c['value'])} vs {_value(metric, c['peer_value'])}"
+        return f"{text} ({c['peer']})" if words else text
     text = f"{_with_ci(c['ratio'], c['ci95'])} {c['verdict'] or ''}".rstrip()
-    return f"{text} against {c['peer']} ({_f(c['peer_value'])})" if words else text
+    return f"{text} against {c['peer']} ({_value(metric, c['peer_value'])})" if words else text
 
 
 def _failed(f: dict) -> str:
@@ -153,8 +173,23 @@ def _step_table(step: dict, policies: list[str]) -> list[str]:
             f"{METRIC_WORDS[m]} {_with_ci(r[m], cis.get(m))}" for m in compare.AGAINST_BASELINE)]
     for p, metrics in step.get("vs_best_peer", {}).items():
         lines += ["", f"**{p} / best peer**: " + "; ".join(
-            f"{METRIC_WORDS[m]} {_vs_peer(c)}" for m, c in metrics.items())]
+            f"{METRIC_WORDS[m]} {_vs_peer(c, metric=m)}" for m, c in metrics.items())]
+    if step.get("bar"):
+        b = step["bar"]
+        lines += ["", f"**bar for {b['policy']}**: " + "; ".join(_check_text(c) for c in b["checks"])]
     return lines
+
+
+def _bar_word(c: dict) -> str:
+    return bar.NOT_MEASURED if c["verdict"] is None else f"**{c['verdict']}**"
+
+
+def _check_text(c: dict) -> str:
+    """``p50_ms <= 1x the best peer: 0.92× [0.85–1.01] (15.4 against haproxy-leastconn 16.8) **MET**``."""
+    ref = c["reference"]
+    medians = f"{_value(c['metric'], c['median'])} against {ref['policy'] or 'no reference'} " \
+              f"{_value(c['metric'], ref['median'])}"
+    return f"{c['text']}: {_with_ci(c['ratio'], c['ci95'])} ({medians}) {_bar_word(c)}"
 
 
 def _verdict(v: dict) -> str:
@@ -173,13 +208,70 @@ def _policy_help(label: str) -> str:
 
 
 def _best_peer_table(doc: dict) -> list[str]:
-    L = ["| scenario | step | policy | p50 | p95 | throughput |", "| --- | --- | --- | --- | --- | --- |"]
+    L = ["| scenario | step | policy | " + " | ".join(METRIC_WORDS[m] for m in compare.COMPARED) + " |",
+         "| --- | --- | --- | " + " | ".join("---" for _ in compare.COMPARED) + " |"]
     for name, sc in doc["scenarios"].items():
         for key, step in sc["steps"].items():
             for p, metrics in step.get("vs_best_peer", {}).items():
                 L.append(f"| {name} | {key} | {p} | " + " | ".join(
-                    _vs_peer(metrics.get(m)) for m in compare.COMPARED) + " |")
-    return L if len(L) > 2 else L + ["| – | | no RAP variant and peer ran side by side | | | |"]
+                    _vs_peer(metrics.get(m), metric=m) for m in compare.COMPARED) + " |")
+    return L if len(L) > 2 else L + ["| – | | no RAP variant and peer ran side by side | | | | |"]
+
+
+def _bar_section(doc: dict) -> list[str]:
+    """Every check of every step's bar, then the count of MET and MISSED; nothing when no bar was judged."""
+    rows = [(name, key, c) for name, sc in doc["scenarios"].items() for key, st in sc["steps"].items()
+            for c in (st.get("bar") or {}).get("checks", ())]
+    if not rows:
+        return []
+    policies = sorted({st["bar"]["policy"] for sc in doc["scenarios"].values() for st in sc["steps"].values()
+                       if st.get("bar")})
+    L = ["", f"## The bar for {', '.join(policies)}", ""]
+    for b in BARS.values():
+        used = [n for n, sc in doc["scenarios"].items()
+                if any((st.get("bar") or {}).get("name") == b.name for st in sc["steps"].values())]
+        if used:
+            peers = f"; per metric, the best of {', '.join(peers_of(b.policy))}" if b.against == "best-peer" else ""
+            L.append(f"- `{b.name}` (every step of {', '.join(used)}): {b.description}{peers}: "
+                     + "; ".join(c.text("the best peer" if b.against == "best-peer" else BASELINE)
+                                 for c in b.conditions) + ".")
+    L += ["", "Each check compares the medians over repetitions (value × the reference's median, inclusive); the "
+          "ratio of medians with its 95% interval beside it.", "",
+          "| scenario | step | check | ratio [95% interval] | median | reference | verdict |",
+          "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, key, c in rows:
+        ref = c["reference"]
+        L.append(f"| {name} | {key} | {c['text']} | {_with_ci(c['ratio'], c['ci95'])} | "
+                 f"{_value(c['metric'], c['median'])} | {ref['policy'] or '–'} "
+                 f"{_value(c['metric'], ref['median'])} | {_bar_word(c)} |")
+    L += ["", _tally_line(doc["bar_tally"])]
+    return L
+
+
+def _tally_line(t: dict) -> str:
+    rest = f", {t['not_measured']} not measured" if t["not_measured"] else ""
+    return f"**Bar: {t['met']} MET, {t['missed']} MISSED**{rest}."
+
+
+def _served_section(doc: dict) -> list[str]:
+    """Per policy, one table: for every step and client node, each node's share of the client's served requests."""
+    L = ["", "## Where each client's requests were served", "",
+         "Per policy, for every step and client node: the share of that client's successful requests each node "
+         "served (all repetitions together; the client's own column is its local share, the others what was "
+         "forwarded). \"served\" counts the successful requests of all requests sent."]
+    for p in doc["policies"]:
+        rows = [(f"{name}" if key == "closed" else f"{name} @{key}", client, sb)
+                for name, sc in doc["scenarios"].items() for key, st in sc["steps"].items()
+                for client, sb in st["policies"].get(p, {}).get("served_by", {}).items()]
+        if not rows:
+            continue
+        nodes = sorted({n for _, _, sb in rows for n in sb["share"]}, key=stats.node_order)
+        L += ["", f"### {p}", "", "| scenario, step | from | " + " | ".join(nodes) + " | served |",
+              "| --- | --- | " + " | ".join("---" for _ in nodes) + " | --- |"]
+        for label, client, sb in rows:
+            cells = [f"{sb['share'][n]:.0%}" if n in sb["share"] else "–" for n in nodes]
+            L.append(f"| {label} | {client} | " + " | ".join(cells) + f" | {sb['served']} of {sb['requests']} |")
+    return L
 
 
 def markdown(doc: dict, plots: list[str]) -> str:
@@ -191,8 +283,10 @@ def markdown(doc: dict, plots: list[str]) -> str:
              f"{doc['host']['load_before']} before and {doc['host']['load_after']} after (a shared machine: "
              "other work competes for the same cores, so absolute numbers vary between runs; the ratios are "
              "measured side by side in one run).")
+    extra = "".join(f"; {v} is also compared with {', '.join(p for p in peers_of(v) if p not in PEERS)}"
+                    for v in compare.rap_variants(policies) if peers_of(v) != PEERS)
     L += ["", "Policies (the baseline is round robin; the peers, what a user would run instead of RAP, are "
-          f"{', '.join(PEERS)}):", ""]
+          f"{', '.join(PEERS)}{extra}):", ""]
     L += [f"- **{p}**: {_policy_help(p)}" for p in policies]
     L += ["", "Each cell is the median over repetitions with the range (min–max) in brackets. Latency is per "
           "request on a new TCP connection (proxies balance per connection), over all requests: a failed one "
@@ -222,6 +316,7 @@ def markdown(doc: dict, plots: list[str]) -> str:
     L += ["", "## RAP against the best peer", "", "Ratio RAP / best peer [95% interval], verdict, the peer and "
           "its median (ms or req/s); lower p50 and p95 and higher throughput are better.", ""]
     L += _best_peer_table(doc)
+    L += _bar_section(doc)
     for name, sc in doc["scenarios"].items():
         L += ["", f"## {sc['title']} (`{name}`)", "", sc["description"], ""]
         shape = sc["shape"]
@@ -277,6 +372,7 @@ def markdown(doc: dict, plots: list[str]) -> str:
           "`netdelay`, see docs/netdelay.md), with small pods; RAP's monitor period is 1 s here (5 s by "
           "default on a real cluster); least-request runs in the project's Python proxy and the HAProxy peers "
           "in HAProxy, not in kube-proxy, so their numbers also reflect those implementations."]
+    L += _served_section(doc)
     if plots:
         L += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
     L += ["", "Raw samples: `samples.jsonl` (one request per line: scenario, policy, rep, rate, client, node, "
@@ -297,8 +393,11 @@ def _direction(r: dict) -> str:
 
 # ---- the one-screen summary ----
 
+SCREEN_METRICS = ("p50_ms", "p95_ms", "throughput_rps")  # errors: the failed-requests line
+
+
 def screen(doc: dict, out_dir: Path) -> str:
-    """Per step, RAP against the best peer on p50, p95 and throughput; the tally; the targets; failures."""
+    """Per step, RAP against the best peer on p50, p95 and throughput; the tally; the targets; the bar; failures."""
     L = [f"RAP benchmark: {doc['target']}, {doc['reps']} rep(s), {doc['seconds']:.0f} s"
          + (" (INTERRUPTED)" if doc.get("interrupted") else "")]
     steps = [(name if key == "closed" else f"{name}@{key}", step)
@@ -313,10 +412,11 @@ def screen(doc: dict, out_dir: Path) -> str:
     for label, step in steps:
         for p, metrics in step.get("vs_best_peer", {}).items():
             L.append(f"  {label:{width}} {p:{pw}} " + "  ".join(
-                f"{short[m]} {_vs_peer(metrics.get(m), False):26}" for m in compare.COMPARED).rstrip())
+                f"{short[m]} {_vs_peer(metrics.get(m), False):26}" for m in SCREEN_METRICS).rstrip())
         if step.get("vs_best_peer") and step.get("best_peer"):
             L.append(f"  {'':{width}} {'peers':{pw}} " + ", ".join(
-                f"{short[m]} {b['policy']} {_f(b['value'])}{unit[m]}" for m, b in step["best_peer"].items()))
+                f"{short[m]} {b['policy']} {_f(b['value'])}{unit[m]}" for m, b in step["best_peer"].items()
+                if m in SCREEN_METRICS))
         for p, m in step["policies"].items():
             failed.setdefault(p, []).append((m["failed_requests"], label))
     for p, n in compare.tally(doc).items():
@@ -327,11 +427,29 @@ def screen(doc: dict, out_dir: Path) -> str:
         for n, v in verdicts:
             L.append(f"  {n:10} {v['text']:40} {_with_ci(v['ratio'], v.get('ci95')):>20}  "
                      f"{'met' if v['met'] else ('not measured' if v['met'] is None else 'MISSED')}")
+    L += _bar_lines(doc)
     L += _failed_lines(failed)
     if doc.get("failures"):
         L.append(f"{len(doc['failures'])} run(s) failed; see report.md")
     L.append(f"report: {out_dir / 'report.md'}")
     return "\n".join(L)
+
+
+def _bar_lines(doc: dict) -> list[str]:
+    """The bar's count, and which checks missed, wrapped to the screen; nothing when no bar was judged."""
+    t = doc.get("bar_tally") or {}
+    if not t.get("met") and not t.get("missed") and not t.get("not_measured"):
+        return []
+    import textwrap
+
+    short = {"throughput_rps": "req/s", "p50_ms": "p50", "p95_ms": "p95", "error_rate": "errors"}
+    by_step: dict[str, list[str]] = {}
+    for n, k, m in t["missed_checks"]:
+        by_step.setdefault(n if k == "closed" else f"{n}@{k}", []).append(short.get(m, m))
+    missed = ", ".join(f"{step} {'+'.join(ms)}" for step, ms in by_step.items())
+    text = f"bar for {', '.join(t['policies'])}: " + _tally_line(t).replace("*", "").removeprefix("Bar: ") + (
+        f" MISSED: {missed}" if missed else "")
+    return textwrap.wrap(text, 110, subsequent_indent="  ", break_on_hyphens=False)
 
 
 def _failed_lines(failed: dict[str, list]) -> list[str]:

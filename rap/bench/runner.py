@@ -36,6 +36,8 @@ class RunRecord:
     measures: dict = field(default_factory=dict)
     # the step's requests as arrays, for the report's confidence intervals; not in summary.json
     outcomes: stats.Outcomes | None = field(default=None, repr=False, compare=False)
+    # per client node, its requests and how many each node served (stats.served)
+    served: dict = field(default_factory=dict, repr=False, compare=False)
 
     def key(self) -> tuple:
         return (self.scenario, self.policy, self.rate)
@@ -137,7 +139,7 @@ def _one_run(target, s: Scenario, policy: str, rep: int, order: int, raw: IO) ->
         raw.flush()
         outcomes = stats.outcomes(samples, s.duration_s, s.timeout_s, closed=s.mode == "closed")
         records.append(RunRecord(s.name, policy, rep + 1, rate, order, started, stats.measures(outcomes),
-                                 outcomes))
+                                 outcomes, stats.served(samples)))
     return records
 
 

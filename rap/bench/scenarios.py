@@ -24,13 +24,15 @@ from rap.errors import OptionError
 
 # label -> (local cluster proxy kind, Python policy); the kinds are those of
 # rap.localcluster.proxykinds. "round-robin" is upstream kube-proxy v1.21 in
-# userspace mode; "rap" is that kube-proxy with rap.go; "least-request" is the
-# project's Python userspace proxy (two random choices); the others are what a
-# user would run instead of RAP: kube-proxy's default iptables mode, node-local
-# routing, and HAProxy.
+# userspace mode; "rap" is that kube-proxy with rap.go and the paper's classic
+# rule, "rap-adaptive" the same build with the adaptive rule (docs/algorithm.md,
+# "Two modes"); "least-request" is the project's Python userspace proxy (two
+# random choices); the others are what a user would run instead of RAP:
+# kube-proxy's default iptables mode, node-local routing, and HAProxy.
 POLICIES: dict[str, tuple[str, str]] = {
     "round-robin": ("stock", "rap"),
     "rap": ("rap", "rap"),
+    "rap-adaptive": ("rap-adaptive", "rap"),
     "least-request": ("python", "least-request"),
     "iptables": ("iptables", "rap"),
     "local-only": ("local-only", "rap"),
@@ -41,6 +43,9 @@ BASELINE = "round-robin"
 # RAP is compared with the best of these, metric by metric (the lowest p50, the
 # lowest p95, the highest throughput: often three different peers).
 PEERS = ("iptables", "local-only", "haproxy", "haproxy-leastconn", "least-request")
+# The adaptive mode must also beat what it replaces: classic RAP is one more of its
+# peers (and only of its peers; classic RAP is still judged against PEERS).
+EXTRA_PEERS = {"rap-adaptive": ("rap",)}
 MAX_DURATION_S = 120
 MAX_REPS = 20
 MAX_RATE = 2000
@@ -86,6 +91,55 @@ class Target:
         return f"{self.metric} ratio {self.op} {self.value:g}"
 
 
+def peers_of(policy: str) -> tuple[str, ...]:
+    """The policies ``policy`` is compared with, metric by metric, for its best peer."""
+    return PEERS + EXTRA_PEERS.get(policy, ())
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One line of a bar: ``metric`` of the judged policy ``op`` ``value`` x the reference's median.
+
+    ``op`` "<=" / ">=" compare with value x reference; "within" means between
+    (1 - value) and (1 + value) x reference. Both ends are inclusive. Stated as a
+    product, not a ratio, so that a reference of 0 (no failed request) still judges.
+    """
+
+    metric: str  # a stats.MEASURES name
+    op: str
+    value: float
+
+    def check(self, subject: float | None, reference: float | None) -> bool | None:
+        if subject is None or reference is None:
+            return None
+        if self.op == "<=":
+            return subject <= self.value * reference
+        if self.op == ">=":
+            return subject >= self.value * reference
+        return (1 - self.value) * reference <= subject <= (1 + self.value) * reference
+
+    def text(self, against: str) -> str:
+        if self.op == "within":
+            return f"{self.metric} within {self.value:.0%} of {against}"
+        return f"{self.metric} {self.op} {self.value:g}x {against}"
+
+
+@dataclass(frozen=True)
+class Bar:
+    """What ``policy`` must reach in every step of a scenario that names this bar.
+
+    ``against`` is "best-peer" (per condition, the best median among
+    peers_of(policy) that ran: each condition's reference may be another peer)
+    or "round-robin" (the baseline's median).
+    """
+
+    name: str
+    policy: str
+    against: str
+    conditions: tuple[Condition, ...]
+    description: str = ""
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
@@ -105,11 +159,13 @@ class Scenario:
     concurrency: int = 8
     think_ms: float = 0.0  # closed loop: each worker's pause after an answer (rap.loadgen --think-ms)
     rates: tuple[float, ...] = ()
+    quick_rates: tuple[float, ...] = ()  # the rates --quick runs instead; empty: the scenario's own
     duration_s: float = 8.0
     warmup_s: float = 3.0
     timeout_s: float = 10.0
     overload: Overload | None = None
     targets: tuple[Target, ...] = ()
+    bar: str = ""  # the name of the Bar its steps are judged by (scenarios.toml's [[bar]]); "": none
     # cadence: RAP's monitor period and the metrics server's sampling interval and
     # CPU-rate window (rap.localcluster.config.ClusterConfig), in seconds
     rap_period_s: float = 1.0
@@ -159,7 +215,7 @@ def _scenario(entry: dict, earlier: dict[str, dict]) -> Scenario:
     earlier[e.get("name")] = dict(e)
     e["pods"] = tuple((int(n), c) for n, c in e.get("pods", {}).items())
     e["rtt_ms"] = tuple(tuple(r) for r in e.get("rtt_ms", ()))
-    for key in ("clients", "rates"):
+    for key in ("clients", "rates", "quick_rates"):
         if key in e:
             e[key] = tuple(e[key])
     if "overload" in e:
@@ -177,9 +233,45 @@ def load(path: Path = SCENARIOS_FILE) -> dict[str, Scenario]:
     return {s.name: s for s in (_scenario(e, earlier) for e in tomllib.loads(path.read_text())["scenario"])}
 
 
+def _bar(entry: dict) -> Bar:
+    e = dict(entry)
+    try:
+        e["conditions"] = tuple(Condition(**c) for c in e.get("conditions", ()))
+        return Bar(**e)
+    except TypeError as exc:
+        raise ScenarioError(f"{SCENARIOS_FILE.name}: bar {e.get('name')!r}: {exc}") from None
+
+
+def load_bars(path: Path = SCENARIOS_FILE) -> dict[str, Bar]:
+    """The bars of ``path`` (its ``[[bar]]`` tables) by name, validated."""
+    bars = {b.name: b for b in (_bar(e) for e in tomllib.loads(path.read_text()).get("bar", ()))}
+    for b in bars.values():
+        validate_bar(b)
+    return bars
+
+
 SCENARIOS: dict[str, Scenario] = load()
 
-QUICK = {"duration_s": 3.0, "warmup_s": 2.0, "rates": (20, 80)}
+QUICK = {"duration_s": 3.0, "warmup_s": 2.0}
+
+
+def validate_bar(b: Bar) -> Bar:
+    from rap.bench.stats import MEASURES
+
+    where = f"bar {b.name!r}"
+    if b.policy not in POLICIES or b.policy == BASELINE or b.policy in PEERS:
+        raise ScenarioError(f"{where}: policy {b.policy!r} must be a RAP variant of POLICIES")
+    if b.against not in ("best-peer", BASELINE):
+        raise ScenarioError(f"{where}: against must be best-peer or {BASELINE}, got {b.against!r}")
+    if not b.conditions:
+        raise ScenarioError(f"{where}: no conditions")
+    for c in b.conditions:
+        if c.metric not in MEASURES or c.op not in ("<=", ">=", "within") or not c.value >= 0:
+            raise ScenarioError(f"{where}: bad condition {c}")
+    return b
+
+
+BARS: dict[str, Bar] = load_bars()
 
 
 def validate(s: Scenario) -> Scenario:
@@ -202,10 +294,11 @@ def validate(s: Scenario) -> Scenario:
     if s.think_ms and s.mode != "closed":
         raise ScenarioError(f"{where}: think time applies to the closed loop only (the open loop sets a rate)")
     if s.mode == "open":
-        if not s.rates or any(not 0 < r <= MAX_RATE for r in s.rates):
-            raise ScenarioError(f"{where}: open loop needs rates in (0, {MAX_RATE}] req/s, got {s.rates}")
-        if list(s.rates) != sorted(set(s.rates)):
-            raise ScenarioError(f"{where}: rates must rise strictly, got {s.rates}")
+        for name, rates in (("rates", s.rates), ("quick_rates", s.quick_rates or s.rates)):
+            if not rates or any(not 0 < r <= MAX_RATE for r in rates):
+                raise ScenarioError(f"{where}: open loop needs {name} in (0, {MAX_RATE}] req/s, got {rates}")
+            if list(rates) != sorted(set(rates)):
+                raise ScenarioError(f"{where}: {name} must rise strictly, got {rates}")
     if s.overload is not None:
         if not 1 <= s.overload.node <= s.nodes or s.pods_on(s.overload.node) == 0:
             raise ScenarioError(f"{where}: overloaded node-{s.overload.node} has no pods")
@@ -214,6 +307,10 @@ def validate(s: Scenario) -> Scenario:
     for t in s.targets:
         if t.metric not in ("p50_ms", "throughput_rps") or t.op not in ("<=", ">=", "within"):
             raise ScenarioError(f"{where}: bad target {t}")
+    if s.bar and s.bar not in BARS:
+        raise ScenarioError(f"{where}: bar {s.bar!r} is not one of {', '.join(BARS) or '(none)'}")
+    if s.quick_rates and s.mode != "open":
+        raise ScenarioError(f"{where}: quick_rates apply to the open loop only")
     from rap.localcluster.config import ClusterConfig, ClusterConfigError
 
     try:
@@ -264,7 +361,7 @@ def plan(names: list[str], *, quick: bool = False, duration: float | None = None
             continue
         if quick:
             s = replace(s, duration_s=QUICK["duration_s"], warmup_s=QUICK["warmup_s"],
-                        rates=QUICK["rates"] if s.mode == "open" else s.rates)
+                        rates=s.quick_rates or s.rates)
         if duration is not None:
             if not 0 < duration <= MAX_DURATION_S:
                 raise ScenarioError(f"--duration: {duration:g}s outside (0, {MAX_DURATION_S}] seconds")

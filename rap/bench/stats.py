@@ -136,6 +136,45 @@ def failures(runs: Sequence[Mapping]) -> dict:
     return {"count": count, "requests": requests, "share": count / requests if requests else None}
 
 
+def served(samples: Iterable[Mapping]) -> dict:
+    """Per client node of one run: its requests, and how many of them each node served (successful ones).
+
+    ``{"node-1": {"requests": 120, "nodes": {"node-1": 80, "node-4": 38}}}``: the
+    two missing requests failed, and a failed request was served by no node.
+    """
+    out: dict = {}
+    for s in samples:
+        mine = out.setdefault(str(s.get("client") or ""), {"requests": 0, "nodes": {}})
+        mine["requests"] += 1
+        if not failed(s) and s.get("node"):
+            mine["nodes"][s["node"]] = mine["nodes"].get(s["node"], 0) + 1
+    return out
+
+
+def served_by(runs: Sequence[Mapping]) -> dict:
+    """``served`` of the repetitions together, per client: requests, served, each node's share of served."""
+    total: dict = {}
+    for run in runs:
+        for client, mine in run.items():
+            t = total.setdefault(client, {"requests": 0, "nodes": {}})
+            t["requests"] += mine["requests"]
+            for node, n in mine["nodes"].items():
+                t["nodes"][node] = t["nodes"].get(node, 0) + n
+    out = {}
+    for client in sorted(total, key=node_order):
+        nodes = total[client]["nodes"]
+        n = sum(nodes.values())
+        out[client] = {"requests": total[client]["requests"], "served": n,
+                       "share": {node: nodes[node] / n for node in sorted(nodes, key=node_order)}}
+    return out
+
+
+def node_order(name: str) -> tuple:
+    """node-2 before node-10; names without a number (a real cluster's) by name."""
+    head, _, tail = name.rpartition("-")
+    return (head, int(tail), "") if tail.isdigit() else (name, -1, name)
+
+
 def ratio(num: float | None, den: float | None) -> float | None:
     """num/den, or None when either is missing or den is 0."""
     if num is None or den is None or den == 0:

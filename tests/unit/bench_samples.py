@@ -24,7 +24,7 @@ def record(scenario: str, policy: str, rep: int, rate, data: list[dict], *, dura
            timeout_s: float = 10.0, closed: bool = True) -> RunRecord:
     """A RunRecord as the runner makes it: measures and outcomes of ``data``."""
     o = stats.outcomes(data, duration_s, timeout_s, closed)
-    return RunRecord(scenario, policy, rep, rate, 0, 0.0, stats.measures(o), o)
+    return RunRecord(scenario, policy, rep, rate, 0, 0.0, stats.measures(o), o, stats.served(data))
 
 
 def runs(rng, scenario: str, policy: str, median_ms: float, *, reps: int = 3, n: int = 400, rate=None,

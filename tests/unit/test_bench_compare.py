@@ -32,7 +32,8 @@ def _step(policies=tuple(MEASURED), reps=3):
 def test_the_best_peer_is_chosen_metric_by_metric_and_can_be_three_peers():
     best = _step()["best_peer"]
     assert best == {"p50_ms": {"policy": "haproxy", "value": 20}, "p95_ms": {"policy": "iptables", "value": 60},
-                    "throughput_rps": {"policy": "least-request", "value": 200}}
+                    "throughput_rps": {"policy": "least-request", "value": 200},
+                    "error_rate": {"policy": "iptables", "value": 0.0}}  # no peer failed: the first listed
 
 
 def test_every_policy_but_the_baseline_and_the_peers_is_a_rap_variant():

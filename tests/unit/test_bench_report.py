@@ -46,7 +46,8 @@ def _doc(tmp_path, failures=(), records=None, policies=POLICIES, names=("balance
 
 # median p50 (ms) and requests per run of each policy in the synthetic full run; haproxy buys its low p50
 # with a long tail (sigma 1.2), local-only has the tightest tail, least-request the most answers
-SYNTHETIC = {"round-robin": (40.0, 150, 0.5), "rap": (10.0, 400, 0.5), "rap-5s": (12.0, 380, 0.5),
+SYNTHETIC = {"round-robin": (40.0, 150, 0.5), "rap": (10.0, 400, 0.5), "rap-adaptive": (7.0, 420, 0.5),
+             "rap-5s": (12.0, 380, 0.5),
              "least-request": (14.0, 700, 0.5), "iptables": (30.0, 250, 0.5), "local-only": (25.0, 300, 0.1),
              "haproxy": (6.0, 200, 1.2), "haproxy-leastconn": (16.0, 350, 0.5)}
 
@@ -123,12 +124,16 @@ def test_missing_baseline_gives_no_ratio_and_no_verdict(tmp_path):
 def test_summary_has_the_best_peer_rap_against_it_and_failures_apart(tmp_path):
     _doc(tmp_path, records=_synthetic(fail="haproxy-leastconn"), policies=SYNTHETIC, names=("geo", "rates"))
     doc = json.loads((tmp_path / "summary.json").read_text())
-    assert doc["statistics"]["rap_variants"] == ["rap", "rap-5s"] and doc["statistics"]["level"] == 0.95
+    assert doc["statistics"]["rap_variants"] == ["rap", "rap-adaptive", "rap-5s"]
+    assert doc["statistics"]["level"] == 0.95
+    peers_of = doc["statistics"]["peers_of"]
+    assert peers_of["rap-adaptive"] == peers_of["rap"] + ["rap"] and "rap" not in peers_of["rap-5s"]
     for key in ("closed",):
         step = doc["scenarios"]["geo"]["steps"][key]
         assert {m: b["policy"] for m, b in step["best_peer"].items()} == {
-            "p50_ms": "haproxy", "p95_ms": "local-only", "throughput_rps": "least-request"}
-        assert set(step["vs_best_peer"]) == {"rap", "rap-5s"}
+            "p50_ms": "haproxy", "p95_ms": "local-only", "throughput_rps": "least-request",
+            "error_rate": "iptables"}  # haproxy-leastconn fails 10%, no other peer any: the first listed
+        assert set(step["vs_best_peer"]) == {"rap", "rap-adaptive", "rap-5s"}
         rap = step["vs_best_peer"]["rap"]
         assert rap["p50_ms"]["verdict"] == "LOSS" and rap["p50_ms"]["ratio"] == pytest.approx(10 / 6, rel=0.15)
         assert rap["p95_ms"]["verdict"] == "WIN" and rap["throughput_rps"]["verdict"] == "LOSS"
@@ -140,7 +145,8 @@ def test_summary_has_the_best_peer_rap_against_it_and_failures_apart(tmp_path):
         assert step["policies"]["rap"]["failed_requests"] == {"count": 0, "requests": 1200, "share": 0.0}
     rates = doc["scenarios"]["rates"]["steps"]
     assert set(rates) == {f"{r:g}" for r in SCENARIOS["rates"].rates}
-    assert all(set(st["vs_best_peer"]["rap"]) == {"p50_ms", "p95_ms", "throughput_rps"} for st in rates.values())
+    assert all(set(st["vs_best_peer"]["rap"]) == {"p50_ms", "p95_ms", "throughput_rps", "error_rate"}
+               for st in rates.values())
     [target] = [t for t in doc["scenarios"]["geo"]["targets"] if t["metric"] == "p50_ms"]
     assert target["met"] is True and target["ci95"][1] < 0.7  # the old verdict stays, with its interval
     assert target["best_peer"]["peer"] == "haproxy" and target["best_peer"]["verdict"] == "LOSS"

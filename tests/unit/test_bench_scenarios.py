@@ -13,7 +13,7 @@ from rap.bench.scenarios import POLICIES, SCENARIOS, Overload, Scenario, Scenari
 def test_every_scenario_is_valid_and_builds_a_cluster_config():
     from rap.localcluster.config import ClusterConfig
 
-    assert set(SCENARIOS) == {"balanced", "geo", "overload", "rates", "overload-prod", "rates-prod"}
+    assert set(SCENARIOS) == {"balanced", "geo", "overload", "rates", "overload-prod", "rates-prod", "contested"}
     for s in SCENARIOS.values():
         scenarios.validate(s)
         ClusterConfig(proxy="rap", **s.cluster_kwargs())
@@ -52,7 +52,7 @@ def ClusterConfigFor(s):
 
 def test_quick_leaves_out_the_production_cadence_unless_only_those_are_named():
     names = [s.name for s in scenarios.plan(list(SCENARIOS), quick=True)]
-    assert names == ["balanced", "geo", "rates", "overload"]
+    assert names == ["balanced", "geo", "rates", "overload", "contested"]
     assert [s.name for s in scenarios.plan(["overload-prod"])] == ["overload-prod"]
     with pytest.raises(ScenarioError, match="without --quick"):
         scenarios.plan(["overload-prod"], quick=True)
@@ -113,7 +113,7 @@ def test_plan_quick_and_duration_and_grouping_by_shape():
     quick = scenarios.plan(["rates", "balanced", "geo"], quick=True)
     assert [s.name for s in quick] == ["rates", "geo", "balanced"]  # same shape kept together
     assert all(s.duration_s == scenarios.QUICK["duration_s"] for s in quick)
-    assert quick[0].rates == scenarios.QUICK["rates"]
+    assert quick[0].rates == SCENARIOS["rates"].quick_rates == (20, 80)
     assert all(s.duration_s == 7 for s in scenarios.plan(["geo"], duration=7))
     with pytest.raises(ScenarioError, match="--duration"):
         scenarios.plan(["geo"], duration=1000)
