@@ -242,7 +242,8 @@ def rollback(c, kubeconfig=None, timeout=None):
 @task(help=bench_options.option_help(), auto_shortflags=False)
 def bench(c, quick=False, scenarios=None, policies=None, reps=None, duration=None, out=None, target=None,
           image=None, rap_image=None):
-    """RAP against round robin, kube-proxy's iptables mode, node-local routing, HAProxy and least-request."""
+    """RAP (classic and adaptive) against round robin, kube-proxy's iptables mode, node-local routing, HAProxy
+    and least-request; the adaptive mode against the bar of rap/bench/scenarios.toml."""
     from rap.bench import bench as run_bench
 
     opts = _run(bench_options.parse_options, quick=quick, scenarios=scenarios, policies=policies, reps=reps,

@@ -6,7 +6,8 @@ The task hands the raw option text here; a bad option is a ScenarioError
 
 from __future__ import annotations
 
-from rap.bench.scenarios import MAX_DURATION_S, PEERS, POLICIES, SCENARIOS, Options, ScenarioError, parse_names, parse_policies
+from rap.bench.scenarios import (BARS, EXTRA_PEERS, MAX_DURATION_S, PEERS, POLICIES, SCENARIOS, Options,
+                                  ScenarioError, parse_names, parse_policies)
 from rap.options import number
 
 QUICK_REPS = 1
@@ -21,7 +22,10 @@ def option_help() -> dict[str, str]:
                  "scenarios; about a minute per policy), as CI and the README use",
         "scenarios": f"comma-separated subset of {','.join(SCENARIOS)} (default all)",
         "policies": f"comma-separated subset of {','.join(POLICIES)} (default all; RAP is compared with "
-                    f"the best of the peers {', '.join(PEERS)} that ran)",
+                    f"the best of the peers {', '.join(PEERS)} that ran"
+                    + "".join(f", {v} also with {', '.join(extra)}" for v, extra in EXTRA_PEERS.items())
+                    + "; " + ", ".join(sorted({b.policy for b in BARS.values()})) + " is judged MET/MISSED "
+                    "against the bar of scenarios.toml)",
         "reps": f"repetitions of each policy in each scenario, interleaved (default {d.reps}; "
                 f"{QUICK_REPS} with --quick)",
         "duration": f"seconds of load per step, overriding each scenario's own (at most {MAX_DURATION_S})",

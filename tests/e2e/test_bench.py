@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from rap.bench.scenarios import PEERS, POLICIES, SCENARIOS
+from rap.bench.compare import COMPARED
+from rap.bench.scenarios import BARS, PEERS, POLICIES, SCENARIOS, peers_of
 from rap.bench.stats import MEASURES
 
 from tests.e2e.clusters import need_root_and_builds
@@ -41,6 +42,7 @@ def test_quick_run_succeeds_and_prints_progress_and_a_summary(quick_run):
     runs = len(QUICK) * len(POLICIES)
     assert f"{runs}/{runs}" in proc.stdout  # the progress lines
     assert "targets (RAP / round robin):" in proc.stdout and f"report: {out / 'report.md'}" in proc.stdout
+    assert "bar for rap-adaptive: " in proc.stdout
     print(f"invoke bench --quick took {seconds:.0f}s")
 
 
@@ -60,11 +62,27 @@ def test_summary_json_is_complete(quick_run):
             assert set(step["ratios"]) == {f"{p}/round-robin" for p in POLICIES if p != "round-robin"}
             assert {"p50_ms", "p95_ms", "throughput_rps"} <= set(step["best_peer"]), name
             assert step["best_peer"]["p50_ms"]["policy"] in PEERS
-            assert {"p50_ms", "p95_ms", "throughput_rps"} <= set(step["vs_best_peer"]["rap"]), name
-            for v in step["vs_best_peer"]["rap"].values():
-                assert v["verdict"] in ("WIN", "LOSS", "TIE") and v["ci95"][0] <= v["ratio"]
+            for variant in ("rap", "rap-adaptive"):
+                assert set(COMPARED) == set(step["vs_best_peer"][variant]), (name, variant)
+                for metric, v in step["vs_best_peer"][variant].items():
+                    assert v["peer"] in peers_of(variant)
+                    if metric == "error_rate" and v["ratio"] is None:  # the best peer failed no request
+                        assert v["peer_value"] == 0
+                        continue
+                    assert v["verdict"] in ("WIN", "LOSS", "TIE") and v["ci95"][0] <= v["ratio"]
+            for p, m in step["policies"].items():  # every client's requests, and where they were served
+                assert set(m["served_by"]) == set(sc["load"]["clients"]), (name, p)
+                assert all(sum(c["share"].values()) == pytest.approx(1.0) for c in m["served_by"].values())
+            if SCENARIOS[name].bar:  # judged in every step, with every policy there: nothing unmeasured
+                checks = step["bar"]["checks"]
+                assert len(checks) == len(BARS[SCENARIOS[name].bar].conditions)
+                assert {c["verdict"] for c in checks} <= {"MET", "MISSED"}, (name, checks)
         for v in sc["targets"]:  # stated, whatever they are
             assert v["ratio"] is not None and v["met"] in (True, False)
+    t = doc["bar_tally"]
+    assert t["not_measured"] == 0 and t["met"] + t["missed"] == sum(
+        len(BARS[SCENARIOS[n].bar].conditions) * len(sc["steps"]) for n, sc in doc["scenarios"].items()
+        if SCENARIOS[n].bar)
 
 
 def test_raw_samples_cover_every_run(quick_run):
@@ -82,6 +100,8 @@ def test_report_and_plots(quick_run):
     _, out, _ = quick_run
     md = (out / "report.md").read_text()
     assert "## Targets (RAP / round robin, same run)" in md and "## Compared with the paper" in md
+    assert "## The bar for rap-adaptive" in md and "**Bar: " in md
+    assert "## Where each client's requests were served" in md and "### rap-adaptive" in md
     for name in QUICK:
         assert f"(`{name}`)" in md
     for png in ("throughput.png", "local_share.png", "latency_p50.png", "latency_vs_rate_rates.png"):

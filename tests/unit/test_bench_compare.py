@@ -91,3 +91,36 @@ def test_tally_counts_the_words_per_variant():
     counts = compare.tally(doc)
     assert set(counts) == {"rap", "rap-5s"} and sum(counts["rap"].values()) == 3
     assert counts["rap"]["LOSS"] == 3  # equal repetitions without requests: the intervals are the points
+
+
+def test_errors_are_compared_with_the_peer_that_failed_fewest():
+    rng = np.random.default_rng(7)
+    runs = {"rap": fake.runs(rng, "geo", "rap", 10.0, n=400, fail_share=0.2),
+            "haproxy": fake.runs(rng, "geo", "haproxy", 10.0, n=400, fail_share=0.05),
+            "iptables": fake.runs(rng, "geo", "iptables", 10.0, n=400, fail_share=0.1)}
+    per_policy = {p: {"runs": 3, **stats.summarize([r.measures for r in rs])} for p, rs in runs.items()}
+    step = compare.step(per_policy, runs, list(runs), Intervals())
+    assert step["best_peer"]["error_rate"] == {"policy": "haproxy", "value": pytest.approx(0.05)}
+    errors = step["vs_best_peer"]["rap"]["error_rate"]
+    assert errors["ratio"] == pytest.approx(4.0) and errors["verdict"] == "LOSS"  # fewer is better
+    lo, hi = errors["ci95"]
+    assert 1 < lo < 4 < hi
+
+
+def test_no_failed_request_anywhere_gives_no_errors_ratio_and_no_verdict():
+    against = _step()["vs_best_peer"]["rap"]["error_rate"]
+    assert against["value"] == against["peer_value"] == 0.0
+    assert against["ratio"] is None and against["verdict"] is None
+
+
+def test_classic_rap_is_a_peer_of_the_adaptive_mode_only():
+    measured = {**MEASURED, "rap-adaptive": (150, 30, 80), "rap": (300, 15, 50)}  # rap best on everything
+    runs = {p: [RunRecord("geo", p, r, None, 0, 0.0, _m(*measured[p])) for r in (1, 2, 3)] for p in measured}
+    per_policy = {p: {"runs": 3, **stats.summarize([r.measures for r in rs])} for p, rs in runs.items()}
+    step = compare.step(per_policy, runs, list(measured), Intervals())
+    adaptive, classic = step["vs_best_peer"]["rap-adaptive"], step["vs_best_peer"]["rap"]
+    assert {m: c["peer"] for m, c in adaptive.items() if m != "error_rate"} == dict.fromkeys(
+        ("p50_ms", "p95_ms", "throughput_rps"), "rap")
+    others = [*classic.values(), *step["vs_best_peer"]["rap-5s"].values()]
+    assert "rap" not in {c["peer"] for c in others}
+    assert "rap" not in {b["policy"] for b in step["best_peer"].values()}

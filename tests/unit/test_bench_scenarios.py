@@ -79,6 +79,10 @@ def test_a_base_must_be_an_earlier_scenario(tmp_path):
     (dict(think_ms=-1), "think time"),
     (dict(think_ms=scenarios.MAX_THINK_MS + 1), "think time"),
     (dict(mode="open", rates=(20,), think_ms=5), "closed loop only"),
+    (dict(mode="open", rates=(20, 80), quick_rates=(80, 20)), "quick_rates must rise"),
+    (dict(mode="open", rates=(20,), quick_rates=(0,)), "quick_rates in"),
+    (dict(quick_rates=(20,)), "open loop only"),
+    (dict(bar="nope"), "bar 'nope'"),
 ])
 def test_validation_names_the_problem(change, words):
     with pytest.raises(ScenarioError, match=words):
@@ -184,3 +188,40 @@ def test_a_subset_naming_one_twice_is_refused():
         scenarios.parse_names("geo,geo")
     with pytest.raises(ScenarioError, match="--policies: 'rap,rap' names one twice"):
         scenarios.parse_policies("rap,rap")
+
+
+def test_the_contested_shape_overloads_both_clients_and_its_best_target_is_not_the_nearest():
+    from rap.config import RapConfig
+
+    s = scenarios.validate(SCENARIOS["contested"])
+    nodes = range(1, s.nodes + 1)
+    assert s.nodes == 4 and s.clients == (1, 2) and s.mode == "open" and s.overload is None
+    per_pod = s.pod_cpu * 1000 / s.cpu_ms  # req/s one pod serves at its CPU limit
+    for c in s.clients:  # each client's rate is past its own pods' capacity, at the same time
+        assert all(rate > s.pods_on(c) * per_pod for rate in s.rates)
+    offered = len(s.clients) * max(s.rates)
+    assert offered < RapConfig().cpu_threshold * per_pod * sum(s.pods_on(i) for i in nodes)  # fits if spread
+    rtt = {(a, b): ms for a, b, ms in s.rtt_ms}
+    assert set(rtt) == {(a, b) for a in nodes for b in nodes if a < b}  # a round trip between every pair
+    assert min(ms for pair, ms in rtt.items() if 4 in pair) >= max(ms for pair, ms in rtt.items() if 4 not in pair)
+    assert s.pods_on(4) > max(s.pods_on(i) for i in nodes if i != 4)  # the farthest holds the most pods
+    nearest = min((i for i in nodes if i not in s.clients), key=lambda i: sum(rtt[(c, i)] for c in s.clients))
+    assert nearest != 4 and offered > s.pods_on(nearest) * per_pod  # all of it to the nearest would swamp it
+    for figure in ("0.1 / 0.004 = 25 req/s", "60 req/s", "150 req/s", "300 req/s"):  # the stated arithmetic
+        assert figure in s.description
+    assert s.bar == "best-peer" and s.in_quick
+
+
+def test_quick_keeps_a_scenarios_own_rates_unless_it_names_quick_rates():
+    [contested] = scenarios.plan(["contested"], quick=True)
+    assert contested.rates == SCENARIOS["contested"].rates and contested.duration_s == scenarios.QUICK["duration_s"]
+    [rates] = scenarios.plan(["rates"], quick=True)
+    assert rates.rates == (20, 80) and SCENARIOS["rates"].rates == (20, 80, 160, 240)
+
+
+def test_rap_adaptive_follows_rap_in_the_policies():
+    names = list(POLICIES)
+    assert names[names.index("rap") + 1] == "rap-adaptive"
+    assert POLICIES["rap"][0] == "rap" and POLICIES["rap-adaptive"][0] == "rap-adaptive"
+    assert scenarios.peers_of("rap-adaptive") == scenarios.PEERS + ("rap",)
+    assert scenarios.peers_of("rap") == scenarios.peers_of("rap-5s") == scenarios.PEERS
