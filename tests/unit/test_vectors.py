@@ -98,3 +98,116 @@ def test_runner_reports_a_wrong_expectation(tmp_path):
 def test_empty_directory_is_an_error(tmp_path):
     with pytest.raises(VectorError, match="no \\*.json vectors"):
         run_all(tmp_path)
+
+
+# ---- the extended format: modes, bookkeeping steps, ports ----
+
+def _vector(steps, endpoints=None, metrics=None, **extra) -> dict:
+    return {
+        "name": "extended", "description": "a test's vector", "rules": ["adaptive"], "local_node": "node-a",
+        "service": {"affinity": "None"},
+        "endpoints": endpoints if endpoints is not None else [
+            {"ip": "10.0.1.1", "port": 80, "node": "node-a"}, {"ip": "10.0.2.1", "port": 80, "node": "node-b"}],
+        "metrics": metrics if metrics is not None else {
+            "pods": {"10.0.1.1": {"cpu": 0, "mem": 0, "at": 0}}, "rtt_ms": {"node-b": {"ms": 10, "at": 0}}},
+        "steps": steps, **extra,
+    }
+
+
+def _req(at, expect, **request):
+    return {"request": {"client": "10.9.0.1", "at": at, **request}, "expect": expect}
+
+
+def _run(tmp_path, data):
+    return run_vector(load_vector(_write(tmp_path, data["name"], data)))
+
+
+def test_the_default_mode_is_adaptive_and_classic_is_asked_for(tmp_path):
+    # adaptive: local 1, 2 (tie with the remote's 1 + 10/10, lower RTT), then the remote at 3 > 2
+    spill = [_req(1, "10.0.1.1:80"), _req(1, "10.0.1.1:80"), _req(1, "10.0.2.1:80")]
+    assert _run(tmp_path, _vector(spill)) == []
+    [mismatch] = _run(tmp_path, _vector(spill, config={"mode": "classic"}))  # classic stays local
+    assert (mismatch.request_index, mismatch.actual) == (2, "10.0.1.1:80")
+
+
+def test_done_ends_a_connection(tmp_path):
+    steps = [_req(1, "10.0.1.1:80"), _req(1, "10.0.1.1:80"), {"done": {"endpoint": "10.0.1.1:80"}},
+             {"done": {"endpoint": "10.0.1.1:80"}}, _req(1, "10.0.1.1:80"), _req(1, "10.0.1.1:80")]
+    assert _run(tmp_path, _vector(steps)) == []
+
+
+def test_src_port_defaults_to_40000_plus_the_step_index(tmp_path):
+    # step 0 from port 40000 gets 10.0.1.1; its retry names that port and reports the failed dial
+    steps = [_req(1, "10.0.1.1:80"), _req(2, "10.0.2.1:80", affinity_reset=True, src_port=40000),
+             _req(3, "10.0.2.1:80"), {"done": {"endpoint": "10.0.2.1:80"}}, {"done": {"endpoint": "10.0.2.1:80"}},
+             _req(12, "10.0.2.1:80"), _req(12.5, "10.0.1.1:80")]
+    assert _run(tmp_path, _vector(steps)) == []  # ejected until 2 + eject_s (10), inclusive
+    # from another port it is not a retry: nothing ejected, and local's 2 ties the remote's 2 on cost
+    other_port = [_req(1, "10.0.1.1:80"), _req(2, "10.0.1.1:80", affinity_reset=True, src_port=40001)]
+    assert _run(tmp_path, _vector(other_port)) == []
+
+
+def test_each_port_name_is_its_own_service_with_shared_metrics(tmp_path):
+    endpoints = [{"ip": "10.0.1.1", "port": 80, "node": "node-a"}, {"ip": "10.0.1.2", "port": 80, "node": "node-a"},
+                 {"ip": "10.0.1.1", "port": 9000, "node": "node-a", "port_name": "admin"},
+                 {"ip": "10.0.1.2", "port": 9000, "node": "node-a", "port_name": "admin"}]
+    metrics = {"pods": {"10.0.1.1": {"cpu": 0.9, "mem": 0, "at": 0}, "10.0.1.2": {"cpu": 0, "mem": 0, "at": 0}}}
+    steps = [_req(1, "10.0.1.2:80"), _req(1, "10.0.1.2:9000", port_name="admin"),
+             {"set_endpoints": [endpoints[0], endpoints[1]]},  # the admin port is left out: emptied
+             {"request": {"client": "10.9.0.1", "at": 2, "port_name": "admin"}, "expect_error": "no-endpoints"},
+             {"add_endpoints": [endpoints[3]]},  # OnEndpointsAdd of the admin port alone: http is left alone
+             _req(3, "10.0.1.2:9000", port_name="admin"), _req(3, "10.0.1.2:80"),
+             {"request": {"client": "10.9.0.1", "at": 3, "port_name": "dns"}, "expect_error": "no-endpoints"}]
+    assert _run(tmp_path, _vector(steps, endpoints, metrics, config={"mode": "classic"})) == []
+
+
+def test_add_endpoints_replaces_the_same_set(tmp_path):
+    eps = [{"ip": f"10.0.1.{i}", "port": 80, "node": "node-a"} for i in (1, 2, 3)]
+    steps = [_req(1, "10.0.1.1:80"), {"set_endpoints": eps},
+             _req(2, "10.0.1.2:80"),  # update path, same set: the round robin goes on
+             {"add_endpoints": eps},
+             _req(3, "10.0.1.1:80")]  # add path: replaced, index back to 0
+    assert _run(tmp_path, _vector(steps, eps, metrics={})) == []
+
+
+def test_a_retry_names_the_source_port_of_the_connection_it_repeats(tmp_path):
+    # blind round robin: step 0 (port 40000) gets .1, step 1 (port 40001) .2; the retry of step 0
+    # ejects .1, so the round robin, back at .1, skips it
+    steps = [_req(1, "10.0.1.1:80"), _req(1, "10.0.2.1:80"),
+             _req(2, "10.0.2.1:80", affinity_reset=True, src_port=40000), _req(3, "10.0.2.1:80")]
+    assert _run(tmp_path, _vector(steps, metrics={})) == []
+
+
+def test_a_selectorless_endpoint_has_an_empty_node(tmp_path):
+    endpoints = [{"ip": "192.0.2.10", "port": 80, "node": ""}, {"ip": "10.0.2.1", "port": 80, "node": "node-b"}]
+    metrics = {"pods": {"192.0.2.10": {"cpu": 0, "mem": 0, "at": 0}, "10.0.2.1": {"cpu": 0, "mem": 0, "at": 0}},
+               "rtt_ms": {"node-b": {"ms": 5, "at": 0}, "node-c": {"ms": 30, "at": 0}}}
+    data = _vector([_req(1, "10.0.2.1:80")], endpoints, metrics, rules=["selectorless", "cost"])
+    assert _run(tmp_path, data) == []  # 1 + 5/10 beats 1 + rtt_max/10
+
+
+@pytest.mark.parametrize("edit, where", [
+    (lambda d: d["endpoints"][0].update(port_name=""), r"\$\.endpoints\[0\]\.port_name"),
+    (lambda d: d["steps"][0]["request"].update(src_port=0), r"\$\.steps\[0\]"),
+    (lambda d: d["steps"].append({"done": {"endpoint": "10.0.1.1"}}), r"\$\.steps\[1\]"),
+    (lambda d: d["steps"].append({"done": {}}), r"\$\.steps\[1\]"),
+    (lambda d: d.update(rules=["adaptive", "magic"]), r"\$\.rules\[1\]"),
+])
+def test_the_extended_format_is_checked(tmp_path, edit, where):
+    data = _vector([_req(1, "10.0.1.1:80")])
+    edit(data)
+    with pytest.raises(VectorError, match=where):
+        load_vector(_write(tmp_path, data["name"], data))
+
+
+def test_a_bad_mode_names_the_field_and_the_choices(tmp_path):
+    data = _vector([_req(1, "10.0.1.1:80")], config={"mode": "fast"})
+    with pytest.raises(VectorError, match=r"\$\.config\.mode: must be one of adaptive, classic, got 'fast'"):
+        load_vector(_write(tmp_path, data["name"], data))
+
+
+def test_every_new_rule_name_is_accepted(tmp_path):
+    rules = ["adaptive", "cost", "spread", "hysteresis", "active", "retry", "ejection", "partial-metrics",
+             "selectorless", "multi-port", "endpoints-add", "usage-above-1"]
+    data = _vector([_req(1, "10.0.1.1:80")], rules=rules)
+    assert load_vector(_write(tmp_path, data["name"], data)).data["rules"] == rules
