@@ -40,6 +40,7 @@ class Terms:
     oldest_at: float  # of the fresh samples read: all stay fresh while now - oldest_at <= stale_after_s
     blind: bool
     candidates: list[int]  # positions in the endpoint list, in list order
+    addrs: list[str]  # of candidates[k]: the keys of the active counts
     headroom: list[float]  # of candidates[k]
     rtt: list[float]
     rtt_cost: list[float]  # rtt / rtt_per_conn_ms
@@ -62,7 +63,7 @@ def terms(local: str, config: RapConfig, snap: Snapshot, endpoints: list[Endpoin
     view = FreshView(config, snap, now)
     samples = [(view.pod(endpoints[i].ip), view.node(endpoints[i].node)) for i in usable]
     blind = all(pod is None and node is None for pod, node in samples)
-    out = Terms(generation, snap, ejections, now, usable_until, math.inf, blind, [], [], [], [])
+    out = Terms(generation, snap, ejections, now, usable_until, math.inf, blind, [], [], [], [], [])
     if blind:
         out.oldest_at = view.oldest_at
         return out
@@ -77,6 +78,7 @@ def terms(local: str, config: RapConfig, snap: Snapshot, endpoints: list[Endpoin
     rows = [r for r in rows if not r[0]] or rows
     for _, i, headroom, rtt in rows:
         out.candidates.append(i)
+        out.addrs.append(endpoints[i].addr)
         out.headroom.append(headroom)
         out.rtt.append(rtt)
         out.rtt_cost.append(rtt / config.rtt_per_conn_ms)
@@ -92,17 +94,16 @@ def _rtt(view: FreshView, local: str, ep: Endpoint, rtt_max: float) -> float:
     return rtt_max if rtt is None else rtt
 
 
-def costs(t: Terms, endpoints: list[Endpoint], active: dict[str, int]) -> list[float]:
+def costs(t: Terms, active: dict[str, int]) -> list[float]:
     """Each candidate's cost, evaluated as the spec writes it: one division, the other, one addition."""
-    return [(active.get(endpoints[i].addr, 0) + 1) / h + rc
-            for i, h, rc in zip(t.candidates, t.headroom, t.rtt_cost)]
+    count = active.get
+    return [(count(addr, 0) + 1) / h + rc for addr, h, rc in zip(t.addrs, t.headroom, t.rtt_cost)]
 
 
-def choose(t: Terms, endpoints: list[Endpoint], active: dict[str, int], rr: int) -> int:
-    """The winner's position in ``endpoints``: lowest cost, then lowest RTT, then first from ``rr``."""
-    cost = costs(t, endpoints, active)
+def choose(t: Terms, n: int, active: dict[str, int], rr: int) -> int:
+    """The winner's position among the ``n`` endpoints: lowest cost, then lowest RTT, then first from ``rr``."""
+    cost = costs(t, active)
     lowest = min(cost)
     tied = [k for k, c in enumerate(cost) if c - lowest <= COST_EPSILON]
     nearest = min(t.rtt[k] for k in tied)
-    n = len(endpoints)
     return min((t.candidates[k] for k in tied if t.rtt[k] == nearest), key=lambda i: (i - rr) % n)

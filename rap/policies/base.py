@@ -17,6 +17,7 @@ from __future__ import annotations
 import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Sequence
 
 from rap.config import FIELDS
@@ -47,7 +48,7 @@ class Endpoint:
     port: int
     node: str = ""
 
-    @property
+    @cached_property  # read on every decision (the bookkeeping's key)
     def addr(self) -> str:
         return f"{self.ip}:{self.port}"
 

@@ -86,7 +86,7 @@ class Rap(Policy):
         t = self._terms(state, rs, now)
         if t.blind:
             return "blind: no fresh resource data for any usable endpoint; round robin"
-        winner = state.endpoints[adaptive.choose(t, state.endpoints, state.book.active, rs.rr)]
+        winner = state.endpoints[adaptive.choose(t, len(state.endpoints), state.book.active, rs.rr)]
         return (f"adaptive: {winner.addr} costs least of {len(t.candidates)} candidates "
                 f"({winner.node or 'no node'}, {state.book.active.get(winner.addr, 0)} active)")
 
@@ -117,7 +117,7 @@ class Rap(Policy):
         t = self._terms(state, rs, now)
         if t.blind:
             return self._round_robin(state, now)
-        i = adaptive.choose(t, state.endpoints, state.book.active, rs.rr)
+        i = adaptive.choose(t, len(state.endpoints), state.book.active, rs.rr)
         rs.rr = (i + 1) % len(state.endpoints)
         return state.endpoints[i]
 
