@@ -20,12 +20,15 @@ from rap.build.toolchain import run_go
 
 def test_proxy(k8s_src: Path | str | None = None, rap_go: Path | str | None = None,
                extra_test_files: list[Path] = (), verbose: bool = False,
-               run: str | None = None, project_tests: bool = True) -> None:
+               run: str | None = None, project_tests: bool = True,
+               vectors_dir: Path | str | None = None) -> None:
     """Upstream's pkg/proxy/userspace tests plus rap_patch/*_test.go, with rap.go swapped in.
 
     project_tests=False leaves out rap_patch/*_test.go: they test rap.go's own
     internals, so they cannot compile against another file swapped in (e.g.
     upstream's roundrobin.go, to check the pipeline itself).
+    vectors_dir: the conformance vectors TestRAPVectors replays (default the
+    repo's tests/vectors; the differential test passes generated ones).
     Raises BuildError (so the task exits non-zero) when any test fails.
     """
     rap_file = rap_go_path(rap_go)
@@ -38,7 +41,7 @@ def test_proxy(k8s_src: Path | str | None = None, rap_go: Path | str | None = No
     env = dict(tree.env)
     # The project's tests run with the package dir as cwd (inside the source
     # tree), so tell them where the repo's conformance vectors are.
-    env["RAP_VECTORS_DIR"] = str(paths.VECTORS_DIR)
+    env["RAP_VECTORS_DIR"] = str(Path(vectors_dir).resolve() if vectors_dir else paths.VECTORS_DIR)
     env["RAP_REPO"] = str(paths.REPO)
     # go test runs a subset of go vet first. Under Go 1.26 it passes on
     # upstream's 1.21 userspace package, so vet stays on: it also checks rap.go.
