@@ -225,10 +225,7 @@ func rapConfigFromEnv(getenv func(string) string) (rapConfig, error) {
 		if raw == "" {
 			return false, nil
 		}
-		if s.isChoice() {
-			if !s.allows(raw) {
-				return false, &rapConfigError{s.env, s.field, s.allowed, raw}
-			}
+		if s.isChoice() { // validate checks it against the choices
 			*s.str = raw
 			return true, nil
 		}

@@ -59,6 +59,11 @@ func TestRAPConfigFromEnv(t *testing.T) {
 	if err != nil || c.staleAfterS != 30 {
 		t.Fatalf("stale_after: %+v, %v", c, err)
 	}
+	c, err = rapConfigFromEnv(get(map[string]string{"RAP_MODE": " classic ", "RAP_HYSTERESIS": "0",
+		"RAP_RTT_PER_CONN_MS": "2.5", "RAP_EJECT_S": "30"}))
+	if err != nil || c.mode != rapModeClassic || c.hysteresis != 0 || c.rttPerConnMS != 2.5 || c.ejectS != 30 {
+		t.Fatalf("adaptive settings: %+v, %v", c, err)
+	}
 	for _, tc := range []struct {
 		env  map[string]string
 		want []string
@@ -72,6 +77,13 @@ func TestRAPConfigFromEnv(t *testing.T) {
 		{map[string]string{"RAP_W_CPU": "lots"}, []string{"RAP_W_CPU", "a number", "lots"}},
 		{map[string]string{"RAP_W_NET": "NaN"}, []string{"RAP_W_NET", "a number"}},
 		{map[string]string{"RAP_PERIOD_S": "+Inf"}, []string{"RAP_PERIOD_S"}},
+		{map[string]string{"RAP_MODE": "fast"}, []string{"RAP_MODE", "mode", "one of adaptive, classic", `"fast"`}},
+		{map[string]string{"RAP_MODE": "Classic"}, []string{"RAP_MODE", "adaptive, classic"}},
+		{map[string]string{"RAP_HYSTERESIS": "1"}, []string{"RAP_HYSTERESIS", "hysteresis", "[0, 1)"}},
+		{map[string]string{"RAP_HYSTERESIS": "-0.1"}, []string{"RAP_HYSTERESIS", "[0, 1)"}},
+		{map[string]string{"RAP_RTT_PER_CONN_MS": "0"}, []string{"RAP_RTT_PER_CONN_MS", "rtt_per_conn_ms", "> 0"}},
+		{map[string]string{"RAP_EJECT_S": "-2"}, []string{"RAP_EJECT_S", "eject_s", "> 0"}},
+		{map[string]string{"RAP_EJECT_S": "soon"}, []string{"RAP_EJECT_S", "a number"}},
 	} {
 		_, err := rapConfigFromEnv(get(tc.env))
 		if err == nil {

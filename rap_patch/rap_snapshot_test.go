@@ -85,3 +85,55 @@ func TestRAPSnapshotSwapConcurrent(t *testing.T) {
 		t.Fatal("no snapshot swapped during the test")
 	}
 }
+
+// TestRAPHotFlags: a pod or node is hot at its threshold, stays hot until it
+// falls below the threshold less the hysteresis, and is not hot once it is
+// no longer sampled; flags are worked out against the previous snapshot.
+func TestRAPHotFlags(t *testing.T) {
+	rb := newRAPBalancer(defaultRAPConfig(), "node-a") // 0.8 / 0.9, hysteresis 0.1
+	swap := func(cpu, mem float64) *rapSnapshot {
+		u := rapUsage{cpu: cpu, mem: mem}
+		rb.setSnapshot(&rapSnapshot{pods: map[string]rapUsage{"p": u}, nodes: map[string]rapUsage{"n": u}})
+		return rb.snapshot()
+	}
+	for i, tc := range []struct {
+		cpu, mem float64
+		hot      bool
+	}{
+		{0.79, 0.1, false}, {0.8, 0.1, true}, // the threshold itself is hot
+		{0.71, 0.1, true}, {0.1, 0.85, true}, // cooling: above 0.7 CPU / 0.8 memory
+		{0.1, 0.79, false}, // below memory's 0.9 - 0.1
+		{0.75, 0.85, false}, {0.1, 0.9, true}, {1.5, 0.1, true},
+	} {
+		s := swap(tc.cpu, tc.mem)
+		if s.podHot["p"] != tc.hot || s.nodeHot["n"] != tc.hot {
+			t.Fatalf("swap %d (cpu %v, mem %v): pod hot %v, node hot %v, want %v", i, tc.cpu, tc.mem, s.podHot["p"], s.nodeHot["n"], tc.hot)
+		}
+	}
+	rb.setSnapshot(&rapSnapshot{})
+	rb.setSnapshot(&rapSnapshot{pods: map[string]rapUsage{"p": {cpu: 0.75}}})
+	if rb.snapshot().podHot["p"] {
+		t.Fatal("a pod missing from the snapshot between stayed hot")
+	}
+}
+
+// TestRAPSameSnapshotSwappedAgain: swapping a snapshot that is already
+// published does not write it under a reader (run with -race).
+func TestRAPSameSnapshotSwappedAgain(t *testing.T) {
+	lb, rb, _ := rapTestLB(t, defaultRAPConfig(), rapTestEPs...)
+	snaps := []*rapSnapshot{rapTestSnapshot(0, nil, map[string]float64{"node-a": 0.9}), rapTestSnapshot(0, nil, nil)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 2000; i++ {
+			rb.setSnapshot(snaps[i%2])
+		}
+	}()
+	for i := 0; i < 2000; i++ {
+		rapTestNext(t, lb)
+	}
+	<-done
+	if snaps[0].podHot != nil || snaps[0].nodeHot != nil {
+		t.Fatal("setSnapshot wrote the caller's snapshot")
+	}
+}

@@ -26,6 +26,7 @@ package userspace
 // runner does), the step index, and the expected and actual answers.
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -352,4 +353,68 @@ func TestRAPVectors(t *testing.T) {
 		})
 	}
 	t.Logf("RAP vectors: %d vectors, %d requests, %d vectors failed", len(paths), total, failed)
+}
+
+// TestRAPVectorFormat: the harness reads every field of the format
+// (tests/vectors/README.md) as it says, on a vector worked out by hand.
+func TestRAPVectorFormat(t *testing.T) {
+	rapTestNoShuffle(t)
+	const raw = `{
+	  "name": "format", "local_node": "node-a",
+	  "config": {"mode": "adaptive", "rtt_per_conn_ms": 10, "eject_s": 5, "hysteresis": 0.1, "period_s": null},
+	  "service": {"affinity": "None"},
+	  "endpoints": [
+	    {"ip": "10.0.1.1", "port": 80, "node": "node-a"},
+	    {"ip": "10.0.9.9", "port": 80, "node": ""},
+	    {"ip": "10.0.1.1", "port": 9090, "node": "node-a", "port_name": "metrics"}
+	  ],
+	  "metrics": {"pods": {"10.0.1.1": {"cpu": 0, "mem": 0, "at": 0}},
+	              "nodes": {"node-a": {"cpu": 0, "mem": 0, "at": 0}},
+	              "rtt_ms": {"node-b": {"ms": 20, "at": 0}}},
+	  "steps": [
+	    {"request": {"client": "192.0.2.1", "at": 1}, "expect": "10.0.1.1:80"},
+	    {"request": {"client": "192.0.2.1", "at": 1}, "expect": "10.0.1.1:80"},
+	    {"request": {"client": "192.0.2.1", "at": 1}, "expect": "10.0.1.1:80"},
+	    {"request": {"client": "192.0.2.1", "at": 1}, "expect": "10.0.9.9:80"},
+	    {"done": {"endpoint": "10.0.1.1:80"}},
+	    {"request": {"client": "192.0.2.1", "at": 1}, "expect": "10.0.1.1:80"},
+	    {"request": {"client": "192.0.2.1", "at": 1, "port_name": "metrics"}, "expect": "10.0.1.1:9090"},
+	    {"request": {"client": "192.0.2.1", "at": 2, "src_port": 40005, "affinity_reset": true}, "expect": "10.0.9.9:80"},
+	    {"request": {"client": "192.0.2.1", "at": 7}, "expect": "10.0.9.9:80"},
+	    {"request": {"client": "192.0.2.1", "at": 7.5}, "expect": "10.0.1.1:80"},
+	    {"add_endpoints": [{"ip": "10.0.1.1", "port": 80, "node": "node-a"}, {"ip": "10.0.1.2", "port": 80, "node": "node-a"}]},
+	    {"request": {"client": "192.0.2.1", "at": 8}, "expect": "10.0.1.2:80"},
+	    {"request": {"client": "192.0.2.1", "at": 8, "port_name": "metrics"}, "expect": "10.0.1.1:9090"},
+	    {"request": {"client": "192.0.2.1", "at": 8, "port_name": "grpc"}, "expect_error": "no-endpoints"},
+	    {"set_endpoints": [{"ip": "10.0.1.1", "port": 80, "node": "node-a"}, {"ip": "10.0.1.1", "port": 9090, "node": "node-a", "port_name": "metrics"}]},
+	    {"set_endpoints": [{"ip": "10.0.1.1", "port": 80, "node": "node-a"}]},
+	    {"request": {"client": "192.0.2.1", "at": 8, "port_name": "metrics"}, "expect_error": "no-endpoints"},
+	    {"done": {"endpoint": "10.0.1.1:9090", "port_name": "metrics"}}
+	  ]
+	}`
+	// Step by step: http costs (active + 1) + rtt/10 with the selectorless
+	// endpoint at rtt_max 20 (cost + 2): 1 < 3, 2 < 3, 3 = 3 (lower rtt), 4 > 3;
+	// a done brings 10.0.1.1 to 2 (3 < 4). The reset with src_port 40005
+	// retries step 5's connection: 10.0.1.1 ejected until 7 (inclusive), back
+	// at 7.5 with 2 connections (3 < 3 + 1 + 2). add_endpoints replaces the
+	// http list only; the new pod is unmeasured (headroom 1: 1 < 4). An update
+	// resets a port only when the object it replaces had it (kube-proxy's
+	// OnEndpointsUpdate), hence the metrics port back before it goes.
+	var v vector
+	if err := json.Unmarshal([]byte(raw), &v); err != nil {
+		t.Fatal(err)
+	}
+	mismatches, n, err := runVector(&v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range mismatches {
+		t.Error(m)
+	}
+	if n != 13 {
+		t.Errorf("%d requests replayed, want 13", n)
+	}
+	if v.Endpoints[1].Node != "" || vecEndpointsObject(v.Endpoints).Subsets[1].Addresses[0].NodeName != nil {
+		t.Error(`node "" is not an address without a node name`)
+	}
 }
