@@ -71,8 +71,11 @@ type rapMonitor struct {
 	// dial measures one TCP connect; replaced in tests.
 	dial func(ctx context.Context, addr string) error
 
-	metricsOK *bool // last state of the metrics source, for log-on-change
-	rttCount  int
+	// wall reads the clock metrics.k8s.io's timestamps are on; replaced in tests.
+	wall func() time.Time
+	// Only the monitor's goroutine touches these.
+	podStamps, nodeStamps rapStamps
+	metricsOK             *bool // last state of the metrics source, for log-on-change
 }
 
 // monitorRESTConfig: RAP_KUBECONFIG if set, else the in-cluster service account.
@@ -120,7 +123,8 @@ func newRAPMonitor(rb *rapBalancer, cfg *rest.Config, rttPort int) (*rapMonitor,
 	if timeout > 2*time.Second {
 		timeout = 2 * time.Second
 	}
-	return &rapMonitor{rb: rb, client: client, rttPort: rttPort, timeout: timeout, dial: dialTCP}, nil
+	return &rapMonitor{rb: rb, client: client, rttPort: rttPort, timeout: timeout, dial: dialTCP,
+		wall: time.Now, podStamps: rapStamps{}, nodeStamps: rapStamps{}}, nil
 }
 
 func dialTCP(ctx context.Context, addr string) error {
@@ -146,22 +150,123 @@ func (m *rapMonitor) run(ctx context.Context) {
 	}
 }
 
-// refresh takes one round of measurements and swaps in a new snapshot. What
-// cannot be measured keeps its previous sample, which goes stale by itself.
+// refresh takes one round of measurements and swaps in a new snapshot. It
+// merges per item: what one fetch did not return (a pod metrics-server
+// skipped, a source that failed) keeps its previous sample, which goes stale
+// by itself; items older than stale_after_s are dropped so churned pods do
+// not pile up.
 func (m *rapMonitor) refresh(ctx context.Context) {
 	old := m.rb.snapshot()
-	next := &rapSnapshot{pods: old.pods, nodes: old.nodes, rtt: old.rtt}
-
 	nodes, nodesErr := m.listNodes(ctx)
-	pods, nodeUsage, err := m.fetchUsage(ctx, nodes, nodesErr)
-	m.noteMetrics(err)
-	if err == nil {
-		next.pods, next.nodes = pods, nodeUsage
-	}
+	pods, podsErr := m.fetchPodUsage(ctx)
+	nodeUsage, nodeUsageErr := m.fetchNodeUsage(ctx, nodes, nodesErr)
+	var rtt map[string]rapRTT
 	if nodesErr == nil {
-		next.rtt = m.measureRTTs(ctx, nodes, old.rtt)
+		rtt = m.measureRTTs(ctx, nodes)
 	}
-	m.rb.setSnapshot(next)
+	m.noteMetrics(firstError(podsErr, nodeUsageErr))
+
+	now, staleAfterS := m.rb.now(), m.rb.cfg.staleAfterS
+	m.podStamps.prune(now, staleAfterS)
+	m.nodeStamps.prune(now, staleAfterS)
+	m.rb.setSnapshot(&rapSnapshot{
+		pods:  mergeUsage(old.pods, pods, now, staleAfterS),
+		nodes: mergeUsage(old.nodes, nodeUsage, now, staleAfterS),
+		rtt:   mergeRTT(old.rtt, rtt, now, staleAfterS),
+	})
+}
+
+func firstError(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mergeUsage: a new map (the published one is never written) holding the
+// fetched samples over the old ones, without those gone stale.
+func mergeUsage(old, fetched map[string]rapUsage, now, staleAfterS float64) map[string]rapUsage {
+	out := make(map[string]rapUsage, len(old)+len(fetched))
+	for k, u := range old {
+		out[k] = u
+	}
+	for k, u := range fetched {
+		out[k] = u
+	}
+	for k, u := range out {
+		if now-u.at > staleAfterS {
+			delete(out, k)
+		}
+	}
+	return out
+}
+
+// mergeRTT is mergeUsage for RTTs.
+func mergeRTT(old, measured map[string]rapRTT, now, staleAfterS float64) map[string]rapRTT {
+	out := make(map[string]rapRTT, len(old)+len(measured))
+	for k, r := range old {
+		out[k] = r
+	}
+	for k, r := range measured {
+		out[k] = r
+	}
+	for k, r := range out {
+		if now-r.at > staleAfterS {
+			delete(out, k)
+		}
+	}
+	return out
+}
+
+// rapStamp is where one metric's timestamp landed on the balancer's clock.
+type rapStamp struct {
+	ts time.Time
+	at float64
+}
+
+// rapStamps by metric item ("namespace/name" of a pod, a node's name).
+//
+// A sample's at is the metric's own timestamp, not the fetch's: staleness
+// must measure the data's age. metrics-server reports use over
+// [timestamp - window, timestamp] and serves the same measurement until its
+// next scrape, so a reading stamped when fetched would look fresh however old
+// it is (and a stuck metrics-server would never go stale).
+type rapStamps map[string]rapStamp
+
+// at carries ts onto the balancer's monotonic clock: now - (wall - ts). The
+// same timestamp again is the same measurement and keeps its at, so the
+// decision's freshness horizon does not jitter with the fetch time. A
+// timestamp ahead of wall (clock skew) counts as measured now; one missing
+// counts as measured when fetched.
+func (s rapStamps) at(key string, ts time.Time, now float64, wall time.Time) float64 {
+	if ts.IsZero() {
+		return now
+	}
+	if prev, ok := s[key]; ok && prev.ts.Equal(ts) {
+		return prev.at
+	}
+	at := now - wall.Sub(ts).Seconds()
+	if at > now {
+		at = now
+	}
+	s[key] = rapStamp{ts, at}
+	return at
+}
+
+func (s rapStamps) prune(now, staleAfterS float64) {
+	for k, st := range s {
+		if now-st.at > staleAfterS {
+			delete(s, k)
+		}
+	}
+}
+
+// stamper binds stamps to this moment, taken once the metrics have arrived.
+func (m *rapMonitor) stamper(stamps rapStamps) func(key string, ts time.Time) float64 {
+	now, wall := m.rb.now(), m.wall()
+	return func(key string, ts time.Time) float64 { return stamps.at(key, ts, now, wall) }
 }
 
 // noteMetrics logs the metrics source's state once per change.
@@ -195,6 +300,7 @@ type rapMetricsList struct {
 			Name      string `json:"name"`
 			Namespace string `json:"namespace"`
 		} `json:"metadata"`
+		Timestamp  metav1.Time     `json:"timestamp"` // the end of the window the usage is over
 		Usage      v1.ResourceList `json:"usage"`
 		Containers []struct {
 			Usage v1.ResourceList `json:"usage"`
@@ -216,28 +322,31 @@ func (m *rapMonitor) getMetrics(ctx context.Context, path string) (*rapMetricsLi
 	return &out, nil
 }
 
-// fetchUsage reads pod and node usage and divides it by pod limits (or
-// requests) and node allocatable.
-func (m *rapMonitor) fetchUsage(ctx context.Context, nodes []v1.Node, nodesErr error) (map[string]rapUsage, map[string]rapUsage, error) {
-	if nodesErr != nil {
-		return nil, nil, nodesErr
-	}
+// fetchPodUsage reads pod usage and divides it by the pods' limits (or requests).
+func (m *rapMonitor) fetchPodUsage(ctx context.Context) (map[string]rapUsage, error) {
 	c, cancel := context.WithTimeout(ctx, 10*time.Second)
 	podList, err := m.client.CoreV1().Pods("").List(c, metav1.ListOptions{FieldSelector: "status.phase=Running"})
 	cancel()
 	if err != nil {
-		return nil, nil, fmt.Errorf("list pods: %v", err)
+		return nil, fmt.Errorf("list pods: %v", err)
 	}
-	podMetrics, err := m.getMetrics(ctx, "/apis/metrics.k8s.io/v1beta1/pods")
+	metrics, err := m.getMetrics(ctx, "/apis/metrics.k8s.io/v1beta1/pods")
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	nodeMetrics, err := m.getMetrics(ctx, "/apis/metrics.k8s.io/v1beta1/nodes")
+	return podUsageByIP(podList.Items, metrics, m.stamper(m.podStamps)), nil
+}
+
+// fetchNodeUsage reads node usage and divides it by the nodes' allocatable.
+func (m *rapMonitor) fetchNodeUsage(ctx context.Context, nodes []v1.Node, nodesErr error) (map[string]rapUsage, error) {
+	if nodesErr != nil {
+		return nil, nodesErr
+	}
+	metrics, err := m.getMetrics(ctx, "/apis/metrics.k8s.io/v1beta1/nodes")
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	at := m.rb.now()
-	return podUsageByIP(podList.Items, podMetrics, at), nodeUsageByName(nodes, nodeMetrics, at), nil
+	return nodeUsageByName(nodes, metrics, m.stamper(m.nodeStamps)), nil
 }
 
 // podIPs: every IP of the pod (PodIPs, else the older PodIP field).
@@ -280,11 +389,12 @@ func podCapacities(pods []v1.Pod) map[string]podCapacity {
 // containers' limits (a container without a limit counts its request). A
 // resource some container has neither for is unknown and counts as 0 (unknown
 // is never overloaded); a pod with both unknown gets no sample.
-func podUsageByIP(pods []v1.Pod, metrics *rapMetricsList, at float64) map[string]rapUsage {
+func podUsageByIP(pods []v1.Pod, metrics *rapMetricsList, stamp func(key string, ts time.Time) float64) map[string]rapUsage {
 	byName := podCapacities(pods)
 	out := map[string]rapUsage{}
 	for _, item := range metrics.Items {
-		cp, ok := byName[item.Metadata.Namespace+"/"+item.Metadata.Name]
+		key := item.Metadata.Namespace + "/" + item.Metadata.Name
+		cp, ok := byName[key]
 		if !ok || (cp.cpu <= 0 && cp.mem <= 0) {
 			continue
 		}
@@ -293,7 +403,7 @@ func podUsageByIP(pods []v1.Pod, metrics *rapMetricsList, at float64) map[string
 			cpuUsed += quantity(c.Usage, v1.ResourceCPU, true)
 			memUsed += quantity(c.Usage, v1.ResourceMemory, false)
 		}
-		u := rapUsage{at: at}
+		u := rapUsage{at: stamp(key, item.Timestamp.Time)}
 		if cp.cpu > 0 {
 			u.cpu = cpuUsed / cp.cpu
 		}
@@ -335,7 +445,7 @@ func quantity(list v1.ResourceList, name v1.ResourceName, milli bool) float64 {
 }
 
 // nodeUsageByName: a node's CPU and memory use as fractions of allocatable.
-func nodeUsageByName(nodes []v1.Node, metrics *rapMetricsList, at float64) map[string]rapUsage {
+func nodeUsageByName(nodes []v1.Node, metrics *rapMetricsList, stamp func(key string, ts time.Time) float64) map[string]rapUsage {
 	alloc := make(map[string]v1.ResourceList, len(nodes))
 	for i := range nodes {
 		alloc[nodes[i].Name] = nodes[i].Status.Allocatable
@@ -353,7 +463,7 @@ func nodeUsageByName(nodes []v1.Node, metrics *rapMetricsList, at float64) map[s
 		out[item.Metadata.Name] = rapUsage{
 			cpu: quantity(item.Usage, v1.ResourceCPU, true) / cpuCap,
 			mem: quantity(item.Usage, v1.ResourceMemory, false) / memCap,
-			at:  at,
+			at:  stamp(item.Metadata.Name, item.Timestamp.Time),
 		}
 	}
 	return out
@@ -384,9 +494,9 @@ func (m *rapMonitor) probeRTT(ctx context.Context, name, addr string) (rapRTT, b
 }
 
 // measureRTTs probes every other node's InternalIP on the RTT port, at most
-// 16 at a time so a large cluster costs bounded sockets. A node that does not
-// answer keeps its old sample.
-func (m *rapMonitor) measureRTTs(ctx context.Context, nodes []v1.Node, old map[string]rapRTT) map[string]rapRTT {
+// 16 at a time so a large cluster costs bounded sockets. Only answers are
+// returned; refresh's merge keeps a silent node's old sample until stale.
+func (m *rapMonitor) measureRTTs(ctx context.Context, nodes []v1.Node) map[string]rapRTT {
 	type result struct {
 		node string
 		rtt  rapRTT
@@ -416,8 +526,6 @@ func (m *rapMonitor) measureRTTs(ctx context.Context, nodes []v1.Node, old map[s
 	for r := range results {
 		if r.ok {
 			out[r.node] = r.rtt
-		} else if prev, ok := old[r.node]; ok {
-			out[r.node] = prev
 		}
 	}
 	return out

@@ -18,7 +18,9 @@ package userspace
 
 // Tests of rap_monitor.go against a real HTTP server on loopback standing in
 // for the API server and metrics.k8s.io, and a real listener for the RTT
-// probe: parsing, failure and recovery of the metrics source, and stopping.
+// probe: parsing, failure and recovery of the metrics source, the per-item
+// merge and the stamping of samples with the metrics' own timestamps, and
+// stopping.
 
 import (
 	"context"
@@ -28,6 +30,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -58,25 +61,44 @@ func TestRAPMonitorWanted(t *testing.T) {
 
 type rapFakeAPI struct {
 	metricsDown int32 // 1: metrics.k8s.io answers 503
+	nodesDown   int32 // 1: the node list answers 503
 	nodes       v1.NodeList
 	pods        v1.PodList
+
+	mu          sync.Mutex // the metrics change between refreshes
 	podMetrics  string
 	nodeMetrics string
+}
+
+func (f *rapFakeAPI) setMetrics(pods, nodes string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.podMetrics, f.nodeMetrics = pods, nodes
+}
+
+func rapUnavailable(w http.ResponseWriter) {
+	w.WriteHeader(http.StatusServiceUnavailable)
+	w.Write([]byte(`{"kind":"Status","apiVersion":"v1","status":"Failure","message":"the server is currently unable to handle the request","reason":"ServiceUnavailable","code":503}`))
 }
 
 func (f *rapFakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	switch r.URL.Path {
 	case "/api/v1/nodes":
+		if atomic.LoadInt32(&f.nodesDown) == 1 {
+			rapUnavailable(w)
+			return
+		}
 		json.NewEncoder(w).Encode(&f.nodes)
 	case "/api/v1/pods":
 		json.NewEncoder(w).Encode(&f.pods)
 	case "/apis/metrics.k8s.io/v1beta1/pods", "/apis/metrics.k8s.io/v1beta1/nodes":
 		if atomic.LoadInt32(&f.metricsDown) == 1 {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			w.Write([]byte(`{"kind":"Status","apiVersion":"v1","status":"Failure","message":"the server is currently unable to handle the request","reason":"ServiceUnavailable","code":503}`))
+			rapUnavailable(w)
 			return
 		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
 		if strings.HasSuffix(r.URL.Path, "/pods") {
 			w.Write([]byte(f.podMetrics))
 		} else {
@@ -184,7 +206,46 @@ func rapTestMonitor(t *testing.T) (*rapFakeAPI, *rapMonitor, *rapBalancer, *floa
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The metrics' timestamp is 100 on the balancer's clock, unless a test says otherwise.
+	m.wall = func() time.Time { return rapTestWall(*now - 100) }
 	return api, m, rb, now
+}
+
+// rapTestWall: the wall clock s seconds after the fake metrics' timestamp.
+func rapTestWall(s float64) time.Time {
+	return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(s * float64(time.Second)))
+}
+
+// rapMetricsAt moves every timestamp of a fake metrics list to s seconds
+// after the original one.
+func rapMetricsAt(list string, s float64) string {
+	return strings.ReplaceAll(list, "2026-01-01T00:00:00Z", rapTestWall(s).Format(time.RFC3339Nano))
+}
+
+// rapMetricsWithout drops the named items from a fake metrics list.
+func rapMetricsWithout(t *testing.T, list string, names ...string) string {
+	t.Helper()
+	var doc map[string]interface{}
+	if err := json.Unmarshal([]byte(list), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var kept []interface{}
+	for _, item := range doc["items"].([]interface{}) {
+		name := item.(map[string]interface{})["metadata"].(map[string]interface{})["name"].(string)
+		drop := false
+		for _, n := range names {
+			drop = drop || n == name
+		}
+		if !drop {
+			kept = append(kept, item)
+		}
+	}
+	doc["items"] = kept
+	out, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
 }
 
 func rapClose(a, b float64) bool { return a-b < 1e-9 && b-a < 1e-9 }
@@ -271,7 +332,19 @@ func TestRAPMonitorRunStopsWithContext(t *testing.T) {
 	done := make(chan struct{})
 	go func() { m.run(ctx); close(done) }()
 	deadline := time.Now().Add(5 * time.Second)
-	for len(rb.snapshot().nodes) == 0 && time.Now().Before(deadline) {
+	for rounds := 0; rounds < 3 && time.Now().Before(deadline); {
+		// Read published snapshots while the monitor merges: under -race,
+		// a write to a map once published fails here.
+		s := rb.snapshot()
+		for range s.pods {
+		}
+		for range s.nodes {
+		}
+		for range s.rtt {
+		}
+		if len(s.nodes) > 0 {
+			rounds++
+		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	cancel()
@@ -282,5 +355,133 @@ func TestRAPMonitorRunStopsWithContext(t *testing.T) {
 	}
 	if len(rb.snapshot().nodes) == 0 {
 		t.Fatal("monitor never published a snapshot")
+	}
+}
+
+func rapTestUsage(t *testing.T, what string, got map[string]rapUsage, key string, cpu, at float64) {
+	t.Helper()
+	u, ok := got[key]
+	if !ok || !rapClose(u.cpu, cpu) || u.at != at {
+		t.Errorf("%s %s: got %+v (present %v), want cpu %v at %v", what, key, u, ok, cpu, at)
+	}
+}
+
+func TestRAPMonitorItemMissingFromOneFetchKeepsItsSampleUntilStale(t *testing.T) {
+	api, m, rb, now := rapTestMonitor(t)
+	m.refresh(context.Background())
+
+	// Five seconds on: metrics-server skipped pod "limited" and node-b.
+	*now = 105
+	api.setMetrics(rapMetricsAt(rapMetricsWithout(t, rapTestPodMetrics, "limited"), 5),
+		rapMetricsAt(rapMetricsWithout(t, rapTestNodeMetrics, "node-b"), 5))
+	m.refresh(context.Background())
+	s := rb.snapshot()
+	rapTestUsage(t, "pod", s.pods, "10.0.1.1", 0.5, 100) // kept, with its old at
+	rapTestUsage(t, "pod", s.pods, "10.0.2.1", 0.9, 105)
+	rapTestUsage(t, "node", s.nodes, "node-b", 0.25, 100)
+	rapTestUsage(t, "node", s.nodes, "node-a", 0.75, 105)
+
+	// Still missing once stale_after_s (15 s) has passed: dropped, and so is
+	// the monitor's memory of its timestamp.
+	*now = 115.5
+	api.setMetrics(rapMetricsAt(rapMetricsWithout(t, rapTestPodMetrics, "limited"), 15.5),
+		rapMetricsAt(rapMetricsWithout(t, rapTestNodeMetrics, "node-b"), 15.5))
+	m.refresh(context.Background())
+	s = rb.snapshot()
+	if u, ok := s.pods["10.0.1.1"]; ok {
+		t.Errorf("pod 10.0.1.1: %+v kept past stale_after_s", u)
+	}
+	if u, ok := s.nodes["node-b"]; ok {
+		t.Errorf("node-b: %+v kept past stale_after_s", u)
+	}
+	if _, ok := m.podStamps["default/limited"]; ok {
+		t.Error("the stamp of a pod gone stale is still remembered")
+	}
+	if _, ok := m.nodeStamps["node-b"]; ok {
+		t.Error("the stamp of a node gone stale is still remembered")
+	}
+	rapTestUsage(t, "pod", s.pods, "10.0.2.1", 0.9, 115.5)
+}
+
+func TestRAPMonitorFailedFetchKeepsEverything(t *testing.T) {
+	api, m, rb, now := rapTestMonitor(t)
+	m.refresh(context.Background())
+	before := rb.snapshot()
+
+	*now = 110
+	atomic.StoreInt32(&api.metricsDown, 1)
+	atomic.StoreInt32(&api.nodesDown, 1)
+	m.refresh(context.Background())
+	after := rb.snapshot()
+	if after == before {
+		t.Fatal("no new snapshot published")
+	}
+	for what, pair := range map[string][2]map[string]rapUsage{"pods": {before.pods, after.pods}, "nodes": {before.nodes, after.nodes}} {
+		if len(pair[0]) == 0 || len(pair[0]) != len(pair[1]) {
+			t.Errorf("%s: %v before, %v after", what, pair[0], pair[1])
+		}
+		for k, u := range pair[0] {
+			if pair[1][k] != u {
+				t.Errorf("%s %s: %+v before, %+v after a failed fetch", what, k, u, pair[1][k])
+			}
+		}
+	}
+	if r, ok := after.rtt["node-b"]; !ok || r != before.rtt["node-b"] {
+		t.Errorf("rtt node-b: %+v (present %v) after a failed node list, want %+v", r, ok, before.rtt["node-b"])
+	}
+
+	// Only the node list fails: pods still update, nodes keep theirs.
+	atomic.StoreInt32(&api.metricsDown, 0)
+	api.setMetrics(rapMetricsAt(rapTestPodMetrics, 10), rapMetricsAt(rapTestNodeMetrics, 10))
+	m.refresh(context.Background())
+	s := rb.snapshot()
+	rapTestUsage(t, "pod", s.pods, "10.0.1.1", 0.5, 110)
+	rapTestUsage(t, "node", s.nodes, "node-a", 0.75, 100)
+}
+
+func TestRAPMonitorStampsTheMetricsTimestamp(t *testing.T) {
+	api, m, rb, now := rapTestMonitor(t)
+	wall := new(time.Time)
+	m.wall = func() time.Time { return *wall }
+	nodeA := func() float64 { return rb.snapshot().nodes["node-a"].at }
+
+	// Fetched 2 s after metrics-server's timestamp: measured at 98, not 100.
+	*wall = rapTestWall(2)
+	m.refresh(context.Background())
+	if at := nodeA(); at != 98 {
+		t.Fatalf("node-a at %v, want 98 (the metric's timestamp, not the fetch's)", at)
+	}
+	if at := rb.snapshot().pods["10.0.1.1"].at; at != 98 {
+		t.Fatalf("pod at %v, want 98", at)
+	}
+	if r := rb.snapshot().rtt["node-b"]; r.at != 100 {
+		t.Errorf("rtt at %v, want its own probe time 100", r.at)
+	}
+
+	// The same timestamp again (and the wall clock stepped): the same
+	// measurement, the same at.
+	*now, *wall = 101, rapTestWall(9)
+	m.refresh(context.Background())
+	if at := nodeA(); at != 98 {
+		t.Errorf("node-a at %v after an unchanged timestamp, want 98 kept", at)
+	}
+
+	// A new timestamp is carried over again: 1 s before the fetch.
+	*now, *wall = 102, rapTestWall(10)
+	api.setMetrics(rapMetricsAt(rapTestPodMetrics, 9), rapMetricsAt(rapTestNodeMetrics, 9))
+	m.refresh(context.Background())
+	if at := nodeA(); at != 101 {
+		t.Errorf("node-a at %v, want 101", at)
+	}
+
+	// metrics-server's clock ahead of ours: measured now, never in the future.
+	*now = 103
+	api.setMetrics(rapMetricsAt(rapTestPodMetrics, 60), rapMetricsAt(rapTestNodeMetrics, 60))
+	m.refresh(context.Background())
+	if at := nodeA(); at != 103 {
+		t.Errorf("node-a at %v for a future timestamp, want clamped to 103", at)
+	}
+	if at := rb.snapshot().pods["10.0.1.1"].at; at != 103 {
+		t.Errorf("pod at %v for a future timestamp, want clamped to 103", at)
 	}
 }
