@@ -314,7 +314,9 @@ def markdown(doc: dict, plots: list[str]) -> str:
     if not any_target:
         L.append("| – | no scenario with targets was run | | | |")
     L += ["", "## RAP against the best peer", "", "Ratio RAP / best peer [95% interval], verdict, the peer and "
-          "its median (ms or req/s); lower p50 and p95 and higher throughput are better.", ""]
+          "its median (ms or req/s); lower p50 and p95, higher throughput and fewer errors (the median share of "
+          "failed requests; where the best peer failed none there is no ratio, and both shares are shown) are "
+          "better.", ""]
     L += _best_peer_table(doc)
     L += _bar_section(doc)
     for name, sc in doc["scenarios"].items():
