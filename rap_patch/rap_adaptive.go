@@ -68,6 +68,7 @@ func (t *rapTerms) holds(generation uint64, snap *rapSnapshot, now float64) bool
 // rapLastFresh is the last instant T at which now - at <= staleAfter still
 // holds for now = T, in float64. at + staleAfter can be an ulp off it either
 // way; since the subtraction is monotone in T, stepping from there finds it.
+// T grows with at, so the oldest input read bounds them all.
 func rapLastFresh(at, staleAfter float64) float64 {
 	t := at + staleAfter
 	if math.IsInf(t, 0) || math.IsNaN(t) {
@@ -122,10 +123,11 @@ func (state *balancerState) cheapest() int {
 			lowest = e.cost
 		}
 	}
-	n := len(terms)
 	best := -1
-	for k := 0; k < n; k++ {
-		i := (state.rr + k) % n
+	for k, i := 0, state.rr; k < len(terms); k, i = k+1, i+1 {
+		if i == len(terms) {
+			i = 0
+		}
 		e := &terms[i]
 		if !e.candidate || !(e.cost-lowest <= rapScoreEpsilon) {
 			continue
@@ -142,7 +144,7 @@ func (state *balancerState) cheapest() int {
 // state.terms, reusing its slice.
 func (rb *rapBalancer) computeTerms(state *balancerState, snap *rapSnapshot, now float64) {
 	allUsable, usableUntil := state.book.usable(now)
-	view := rapView{cfg: &rb.cfg, snap: snap, now: now, validUntil: usableUntil, exact: true}
+	view := newRAPView(&rb.cfg, snap, now, math.Inf(1))
 	rttMax := view.rttMax(rb.localNode)
 	n := len(state.endpoints)
 	t := &state.terms
@@ -165,8 +167,12 @@ func (rb *rapBalancer) computeTerms(state *balancerState, snap *rapSnapshot, now
 		e := &t.terms[i]
 		e.candidate = e.usable && (!e.hot || !anyFree)
 	}
+	validUntil := usableUntil
+	if !math.IsInf(view.oldestAt, 1) {
+		validUntil = math.Min(validUntil, rapLastFresh(view.oldestAt, rb.cfg.staleAfterS))
+	}
 	*t = rapTerms{valid: true, generation: state.generation, snap: snap, computedAt: now,
-		validUntil: view.validUntil, blind: !anyData, terms: t.terms}
+		validUntil: validUntil, blind: !anyData, terms: t.terms}
 	if v := klog.V(4); v.Enabled() {
 		v.InfoS("RAP adaptive terms", "blind", t.blind, "rttMax", rttMax, "validUntil", t.validUntil)
 	}

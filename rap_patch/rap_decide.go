@@ -83,26 +83,29 @@ func (rb *rapBalancer) choose(state *balancerState, now float64) string {
 
 // rapView holds the inputs of one decision: only those still fresh at now.
 // validUntil is the earliest moment a consulted fresh input goes stale (or
-// U changes): at + stale_after as the classic plan states it, or, when
-// exact, the last instant the freshness test itself still passes.
+// U changes), as at + stale_after, the classic plan's bound; oldestAt is the
+// earliest at consulted, for the adaptive terms' exact bound (rapLastFresh).
 type rapView struct {
 	cfg        *rapConfig
 	snap       *rapSnapshot
 	now        float64
 	validUntil float64
-	exact      bool
+	oldestAt   float64
+}
+
+func newRAPView(cfg *rapConfig, snap *rapSnapshot, now, usableUntil float64) rapView {
+	return rapView{cfg: cfg, snap: snap, now: now, validUntil: usableUntil, oldestAt: math.Inf(1)}
 }
 
 func (v *rapView) fresh(at float64) bool {
 	if v.now-at > v.cfg.staleAfterS {
 		return false
 	}
-	until := at + v.cfg.staleAfterS
-	if v.exact {
-		until = rapLastFresh(at, v.cfg.staleAfterS)
-	}
-	if until < v.validUntil {
+	if until := at + v.cfg.staleAfterS; until < v.validUntil {
 		v.validUntil = until
+	}
+	if at < v.oldestAt {
+		v.oldestAt = at
 	}
 	return true
 }
@@ -182,7 +185,7 @@ func freeByNode(state *balancerState, view *rapView, allUsable bool) (free map[s
 // state.plan; it holds until U could change (the earliest ejected_until).
 func (rb *rapBalancer) decide(state *balancerState, snap *rapSnapshot, now float64) {
 	allUsable, usableUntil := state.book.usable(now)
-	view := rapView{cfg: &rb.cfg, snap: snap, now: now, validUntil: usableUntil}
+	view := newRAPView(&rb.cfg, snap, now, usableUntil)
 	free, order, anyData := freeByNode(state, &view, allUsable)
 	set := func(roundRobin bool, group, reason string) {
 		state.plan = rapPlan{
