@@ -91,12 +91,22 @@ func TestRAPSteadyStateAllocFree(t *testing.T) {
 		"local":   rapTestSnapshot(0, nil, nil),
 		"forward": rapTestSnapshot(0, nil, map[string]float64{"node-a": 0.9}),
 		"blind":   emptyRAPSnapshot,
+		// round robin over U, with the endpoint rapTestNext got ejected
+		"blind, one ejected": emptyRAPSnapshot,
 	} {
 		lb, rb, now := rapTestLB(t, rapClassicConfig(), rapTestEPs...)
 		rb.setSnapshot(snap)
 		*now = 1
 		src := &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 1}
 		rapTestNext(t, lb) // make the plan
+		if name == "blind, one ejected" {
+			if _, err := lb.NextEndpoint(rapTestSvc, &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 1234}, true); err != nil {
+				t.Fatal(err)
+			}
+			if lb.services[rapTestSvc].book.ejections != 1 {
+				t.Fatal("the retry ejected nothing")
+			}
+		}
 		allocs := testing.AllocsPerRun(1000, func() {
 			if _, err := lb.NextEndpoint(rapTestSvc, src, false); err != nil {
 				t.Fatal(err)
