@@ -129,6 +129,7 @@ func NewLoadBalancerRR() *LoadBalancerRR {
 		// No data will ever come, so RAP stays out altogether: upstream's tests
 		// retry with sessionAffinityReset without any dial failing and expect
 		// plain round robin, not an ejection.
+		klog.V(2).InfoS("RAP: no monitor configured (RAP_KUBECONFIG, or running in a cluster); balancing as kube-proxy's round robin")
 		rb.enabled = false
 	}
 	lb := newLoadBalancer(rb)
