@@ -172,8 +172,8 @@ def _step_table(step: dict, policies: list[str]) -> list[str]:
         lines += ["", f"**{name}** (ratio of medians, 95% interval): " + ", ".join(
             f"{METRIC_WORDS[m]} {_with_ci(r[m], cis.get(m))}" for m in compare.AGAINST_BASELINE)]
     for p, metrics in step.get("vs_best_peer", {}).items():
-        lines += ["", f"**{p} / best peer**: " + "; ".join(
-            f"{METRIC_WORDS[m]} {_vs_peer(c, metric=m)}" for m, c in metrics.items())]
+        lines += ["", f"**{p} / best peer**: " + ("; ".join(
+            f"{METRIC_WORDS[m]} {_vs_peer(c, metric=m)}" for m, c in metrics.items()) or _vs_peer(None))]
     if step.get("bar"):
         b = step["bar"]
         lines += ["", f"**bar for {b['policy']}**: " + "; ".join(_check_text(c) for c in b["checks"])]

@@ -182,7 +182,7 @@ def test_missing_peers_and_a_missing_rap_are_reported_not_raised(tmp_path):
     step = doc["scenarios"]["geo"]["steps"]["closed"]
     assert step["best_peer"] == {} and step["vs_best_peer"] == {"rap": {}}
     assert all(t["best_peer"] is None for t in doc["scenarios"]["geo"]["targets"])
-    assert "no peer ran" in report.markdown(doc, [])
+    assert "no peer ran" in report.markdown(doc, []) and "**rap / best peer**: no peer ran" in report.markdown(doc, [])
     assert "report:" in report.screen(doc, tmp_path)
     peers = _synthetic(policies=("round-robin", "haproxy"), names=("geo",))
     doc = _doc(tmp_path, records=peers, policies=("round-robin", "haproxy"), names=("geo",))
