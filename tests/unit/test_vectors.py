@@ -16,8 +16,12 @@ def test_there_are_enough_vectors_covering_every_rule():
     required = {
         "affinity", "blind", "local", "local-pod-overloaded", "local-node-overloaded",
         "scoring", "tie-break", "unmeasured", "stale", "all-overloaded", "churn",
+        "adaptive", "cost", "spread", "hysteresis", "active", "retry", "ejection", "partial-metrics",
+        "selectorless", "multi-port", "endpoints-add", "usage-above-1",
     }
-    assert required <= covered
+    assert required <= covered, sorted(required - covered)
+    modes = {v.data.get("config", {}).get("mode", "adaptive") for v in vectors}
+    assert modes == {"classic", "adaptive"}
 
 
 @pytest.mark.parametrize("path", VECTOR_FILES, ids=[p.stem for p in VECTOR_FILES])
