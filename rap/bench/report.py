@@ -259,16 +259,19 @@ def _served_section(doc: dict) -> list[str]:
          "Per policy, for every step and client node: the share of that client's successful requests each node "
          "served (all repetitions together; the client's own column is its local share, the others what was "
          "forwarded). \"served\" counts the successful requests of all requests sent."]
-    for p in doc["policies"]:
-        rows = [(f"{name}" if key == "closed" else f"{name} @{key}", client, sb)
+    rows = {p: [(f"{name}" if key == "closed" else f"{name} @{key}", client, sb)
                 for name, sc in doc["scenarios"].items() for key, st in sc["steps"].items()
                 for client, sb in st["policies"].get(p, {}).get("served_by", {}).items()]
-        if not rows:
+            for p in doc["policies"]}
+    # the same columns in every policy's table, so that they read side by side
+    nodes = sorted({n for rs in rows.values() for _, client, sb in rs for n in (client, *sb["share"])},
+                   key=stats.node_order)
+    for p, rs in rows.items():
+        if not rs:
             continue
-        nodes = sorted({n for _, _, sb in rows for n in sb["share"]}, key=stats.node_order)
         L += ["", f"### {p}", "", "| scenario, step | from | " + " | ".join(nodes) + " | served |",
               "| --- | --- | " + " | ".join("---" for _ in nodes) + " | --- |"]
-        for label, client, sb in rows:
+        for label, client, sb in rs:
             cells = [f"{sb['share'][n]:.0%}" if n in sb["share"] else "–" for n in nodes]
             L.append(f"| {label} | {client} | " + " | ".join(cells) + f" | {sb['served']} of {sb['requests']} |")
     return L

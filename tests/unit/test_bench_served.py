@@ -82,7 +82,9 @@ def test_summary_and_report_show_the_spread_per_policy(tmp_path):
 
     s = SCENARIOS["contested"]
     o = stats.outcomes(SAMPLES, s.duration_s, s.timeout_s, closed=False)
-    recs = [RunRecord("contested", p, rep, 60, 0, 0.0, stats.measures(o), o, stats.served(SAMPLES))
+    local = stats.served([_req("node-1", "node-1")] * 4)  # round robin served locally only, from node-1
+    recs = [RunRecord("contested", p, rep, 60, 0, 0.0, stats.measures(o), o,
+                      local if p == "round-robin" else stats.served(SAMPLES))
             for p in ("round-robin", "rap-adaptive") for rep in (1, 2)]
     doc = tr._doc(tmp_path, records=recs, policies=["round-robin", "rap-adaptive"], names=("contested",))
     served = doc["scenarios"]["contested"]["steps"]["60"]["policies"]["rap-adaptive"]["served_by"]
@@ -90,6 +92,8 @@ def test_summary_and_report_show_the_spread_per_policy(tmp_path):
     md = report.markdown(doc, [])
     section = md[md.index("## Where each client's requests were served"):]
     assert "### round-robin" in section and "### rap-adaptive" in section
-    assert "| scenario, step | from | node-1 | node-2 | node-3 | node-4 | served |" in section
+    header = "| scenario, step | from | node-1 | node-2 | node-3 | node-4 | served |"
+    assert section.count(header) == 2  # the same columns in every policy's table
+    assert "| contested @60 | node-1 | 100% | – | – | – | 8 of 8 |" in section
     assert "| contested @60 | node-1 | 60% | – | 10% | 30% | 20 of 20 |" in section
     assert "| contested @60 | node-2 | – | 75% | – | 25% | 8 of 10 |" in section
