@@ -46,7 +46,7 @@ _USAGE_GRID = [round(0.05 * k, 2) for k in range(31)]  # 0 .. 1.5
 _RTT_GRID = [0, 0, 1, 2, 5, 10, 10, 20, 50]
 _STEP_KINDS = {  # weights; requests dominate, every other step kind comes up in most vectors
     "request": 40, "retry": 14, "reset-new-src": 3, "done": 14,
-    "set_endpoints": 6, "add_endpoints": 3, "set_metrics": 10,
+    "set_endpoints": 6, "add_endpoints": 3, "set_metrics": 10, "at-bound": 6,
 }
 
 
@@ -76,13 +76,13 @@ def _grid_or_any(rng: random.Random, grid: list[float], lo: float, hi: float, p_
 
 _CONFIG_GRIDS: dict[str, list[float]] = {
     "period_s": [1, 2, 5, 10],
-    "stale_after_s": [1, 2.5, 5, 10, 15, 30],
-    "cpu_threshold": [0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 1],
+    "stale_after_s": [0.5, 1, 2.5, 5, 10, 15, 30],
+    "cpu_threshold": [0.05, 0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 1],
     "mem_threshold": [0.5, 0.7, 0.8, 0.9, 1],
     "w_cpu": [0, 0.1, 0.25, 0.5, 1, 2],
     "w_mem": [0, 0.1, 0.2, 0.5, 1],
     "w_net": [0, 0.1, 0.3, 0.5, 1],
-    "hysteresis": [0, 0.05, 0.1, 0.2, 0.5],
+    "hysteresis": [0, 0.05, 0.1, 0.2, 0.5, 0.9],  # 0.9: above some thresholds, so a hot item never cools
     "rtt_per_conn_ms": [0.5, 1, 2, 5, 10, 20, 50],
     "eject_s": [0.5, 1, 2, 5, 10, 30],
 }
@@ -318,10 +318,13 @@ def _add_request(run: _Run, client: str, src_port: int | None, port_name: str, a
     run.requests.append(_Request(step, client, src_port, port_name, at))
 
 
-def _new_request(run: _Run, reset: bool = False) -> None:
-    src_port = None if _maybe(run.rng, 0.2) else run.next_src_port
+def _src_port(run: _Run) -> int | None:
     run.next_src_port += 1
-    _add_request(run, _pick(run.rng, _CLIENTS), src_port, _port_name(run), _advance(run), reset)
+    return None if _maybe(run.rng, 0.2) else run.next_src_port - 1
+
+
+def _new_request(run: _Run, reset: bool = False) -> None:
+    _add_request(run, _pick(run.rng, _CLIENTS), _src_port(run), _port_name(run), _advance(run), reset)
 
 
 def _retry(run: _Run) -> None:
@@ -332,6 +335,28 @@ def _retry(run: _Run) -> None:
     elapsed = _pick(run.rng, [0, 0.5, 1, 5, RETRY_WINDOW_S - 0.5, RETRY_WINDOW_S, RETRY_WINDOW_S + 0.5, 30])
     run.now = max(run.now, prev.at + elapsed)
     _add_request(run, prev.client, prev.src_port, prev.port_name, run.now, reset=True)
+
+
+def _bounds(run: _Run) -> list[float]:
+    """Times ahead at which a rule's bound falls: an ejection ends, a sample goes stale, an affinity expires."""
+    cfg, ttl = run.sampler.cfg, run.data["service"].get("affinity_timeout_s", 0)
+    times = [item["at"] + cfg.stale_after_s for table in run.metrics.values() for item in table.values()]
+    for r in run.requests[-8:]:
+        times += [r.at + cfg.eject_s, r.at + RETRY_WINDOW_S]
+        if ttl and run.data["service"]["affinity"] == "ClientIP":
+            times.append(r.at + ttl)
+    return sorted(t for t in set(times) if t >= run.now)
+
+
+def _request_at_bound(run: _Run) -> None:
+    bounds = _bounds(run)
+    if not bounds:
+        return _new_request(run)
+    run.now = _pick(run.rng, bounds[:4])
+    if run.requests and _maybe(run.rng, 0.4):  # a retry exactly at the window's or the ejection's end
+        prev = _pick(run.rng, run.requests[-4:])
+        return _add_request(run, prev.client, prev.src_port, prev.port_name, run.now, reset=True)
+    _add_request(run, _pick(run.rng, _CLIENTS), _src_port(run), _port_name(run), run.now, reset=False)
 
 
 def _done(run: _Run) -> None:
@@ -388,6 +413,8 @@ def _step(run: _Run) -> None:
         _retry(run)
     elif kind == "reset-new-src":  # affinity_reset with no earlier dial from that source
         _new_request(run, reset=True)
+    elif kind == "at-bound":
+        _request_at_bound(run)
     elif kind == "done":
         _done(run)
     elif kind == "set_metrics":

@@ -121,6 +121,30 @@ def _retries(data: dict) -> Counter:
     return out
 
 
+def _at_bounds(data: dict) -> Counter:
+    """Requests that fall exactly on a rule's bound: an ejection's end, a sample's freshness, an affinity's expiry."""
+    cfg = RapConfig.from_mapping(data.get("config"))
+    ttl = data["service"].get("affinity_timeout_s", 0) if data["service"]["affinity"] == "ClientIP" else 0
+    out: Counter = Counter()
+    ejections, stale_at, last_by_client = set(), set(), {}
+    seen: dict[tuple, float] = {}
+    snap = data["metrics"]
+    for i, step in enumerate(data["steps"]):
+        snap = step.get("set_metrics", snap)
+        req = step.get("request")
+        if req is None:
+            continue
+        at, src = req["at"], _src(req, i)
+        stale_at = {u["at"] + cfg.stale_after_s for table in snap.values() for u in table.values()}
+        out["request at a sample's freshness bound"] += at in stale_at
+        out["request at an ejection's end"] += at in ejections
+        out["request at an affinity's expiry"] += bool(ttl) and last_by_client.get(req["client"], -1) + ttl == at
+        if req.get("affinity_reset") and src in seen and at - seen[src] <= 20:
+            ejections.add(at + cfg.eject_s)
+        seen[src] = last_by_client[req["client"]] = at
+    return out
+
+
 def _endpoint_changes(data: dict) -> Counter:
     out: Counter = Counter()
     current = data["endpoints"]
@@ -194,7 +218,7 @@ def _features(data: dict) -> Counter:
     out["set_metrics"] += sum("set_metrics" in s for s in data["steps"])
     out["same-time requests"] += any(a["request"]["at"] == b["request"]["at"]
                                      for a, b in zip(_requests(data), _requests(data)[1:]))
-    return out + _retries(data) + _endpoint_changes(data) + _metric_features(data)
+    return out + _retries(data) + _at_bounds(data) + _endpoint_changes(data) + _metric_features(data)
 
 
 # Each must occur in the sample at least this often.
@@ -206,6 +230,8 @@ EXPECTED_AT_LEAST = {
     "done": 200, "done of an answered endpoint": 150, "done of a never-answered address": 5,
     "set_metrics": 50, "same-time requests": 30,
     "within-20s": 100, "at-20s": 10, "beyond-20s": 20, "reset-without-earlier-dial": 20,
+    "request at a sample's freshness bound": 20, "request at an ejection's end": 10,
+    "request at an affinity's expiry": 5,
     "set_endpoints:reordered": 5, "set_endpoints:same-set-new-nodes": 5, "set_endpoints:changed": 20,
     "set_endpoints:empty": 2, "add_endpoints:changed": 5, "add_endpoints:same-set": 2,
     "usage>1": 30, "usage=threshold": 30, "usage=threshold-hysteresis": 10, "off-grid float": 20,
