@@ -181,6 +181,21 @@ def test_proxy(c, k8s_src=None, verbose=False, run=None, upstream_only=False):
     _run(gotest.test_proxy, k8s_src, verbose=verbose, run=run, project_tests=not upstream_only)
 
 
+@task(
+    name="test-differential",
+    help={
+        "decisions": "requests in all over the generated vectors (default 10000)",
+        "seed": "generator seed (default: a random one, printed)",
+        "out": "new or empty folder for the vectors (default build/differential/run-SEED)",
+    },
+)
+def test_differential(c, decisions=10000, seed=None, out=None):
+    """Random vectors answered by the Python reference, replayed on rap.go: every answer must agree."""
+    from rap import vectorgen
+
+    print(_run(vectorgen.differential, int(decisions), None if seed is None else int(seed), out))
+
+
 # ---- deploy the RAP kube-proxy into a kubeadm cluster, and back (rap.deploy) ----
 
 _KUBECONFIG_HELP = "kubeconfig of the cluster (default: $KUBECONFIG, else ~/.kube/config)"

@@ -555,6 +555,27 @@ def write_vectors(out: Path | str, decisions: int, seed: int, prefix: str = "gen
     return Summary(count, total, out, seed)
 
 
+def differential(decisions: int = 10000, seed: int | None = None, out: Path | str | None = None) -> str:
+    """`invoke test-differential`: write a set, then replay it on rap.go (go test -run TestRAPVectors).
+
+    The set goes to ``out`` (new or empty), by default build/differential/run-SEED,
+    and stays there, so a disagreement can be replayed. A mismatch fails go test,
+    which raises BuildError naming it; the mismatching requests are in go's output.
+    """
+    from rap.build import gotest
+    from rap.errors import OptionError
+    from rap.paths import BUILD_DIR
+
+    seed = seed if seed is not None else random.SystemRandom().randrange(2**32)
+    out = Path(out) if out else BUILD_DIR / "differential" / f"run-{seed}"
+    if out.exists() and any(out.iterdir()):
+        raise OptionError(f"{out} is not empty: the Go harness replays every *.json in it; give a new folder")
+    summary = write_vectors(out, decisions, seed)
+    print(f"generated {summary}; replaying on rap.go", flush=True)
+    gotest.test_proxy(vectors_dir=out, run="^TestRAPVectors$", verbose=False)
+    return f"rap.go agrees with the reference on {summary}"
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python3 -m rap.vectorgen",

@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 
 from rap import vectorgen
 from rap.config import RapConfig
+from rap.errors import OptionError
 from rap.paths import REPO
 from rap.vectors import load_all, load_vector, run_all, run_vector
 
@@ -324,3 +325,10 @@ DECISIONS_AT_LEAST = {
 def test_replaying_the_sample_meets_ties_and_every_kind_of_decision(decisions):
     short = {k: decisions[k] for k, n in DECISIONS_AT_LEAST.items() if decisions[k] < n}
     assert not short, f"too rare over the sample's replay: {short} (all: {dict(decisions)})"
+
+
+def test_the_differential_task_refuses_a_folder_with_other_vectors(tmp_path):
+    # The Go harness replays every *.json it finds, so stale files would be replayed too.
+    (tmp_path / "old.json").write_text("{}")
+    with pytest.raises(OptionError, match="not empty"):
+        vectorgen.differential(10, seed=1, out=tmp_path)
