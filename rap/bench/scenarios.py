@@ -353,8 +353,9 @@ def plan(names: list[str], *, quick: bool = False, duration: float | None = None
     """
     chosen = []
     if quick and names and not any(SCENARIOS[n].in_quick for n in names):
-        raise ScenarioError(f"--quick: {', '.join(names)} measure(s) a cadence slower than --quick's 3 s steps; "
-                            "run without --quick")
+        raise ScenarioError(f"--quick: {', '.join(names)} left out of --quick (in_quick = false in "
+                            "scenarios.toml: a production cadence slower than its 3 s steps, or a cluster of "
+                            "its own too long to bring up); run without --quick")
     for n in names:
         s = SCENARIOS[n]
         if quick and not s.in_quick:

@@ -52,7 +52,7 @@ def ClusterConfigFor(s):
 
 def test_quick_leaves_out_the_production_cadence_unless_only_those_are_named():
     names = [s.name for s in scenarios.plan(list(SCENARIOS), quick=True)]
-    assert names == ["balanced", "geo", "rates", "overload", "contested"]
+    assert names == ["balanced", "geo", "rates", "overload"]  # contested: its own 4-node cluster
     assert [s.name for s in scenarios.plan(["overload-prod"])] == ["overload-prod"]
     with pytest.raises(ScenarioError, match="without --quick"):
         scenarios.plan(["overload-prod"], quick=True)
@@ -209,12 +209,12 @@ def test_the_contested_shape_overloads_both_clients_and_its_best_target_is_not_t
     assert nearest != 4 and offered > s.pods_on(nearest) * per_pod  # all of it to the nearest would swamp it
     for figure in ("0.1 / 0.004 = 25 req/s", "60 req/s", "150 req/s", "300 req/s"):  # the stated arithmetic
         assert figure in s.description
-    assert s.bar == "best-peer" and s.in_quick
+    assert s.bar == "best-peer" and not s.in_quick  # its bring-up would take --quick past a minute per policy
 
 
 def test_quick_keeps_a_scenarios_own_rates_unless_it_names_quick_rates():
-    [contested] = scenarios.plan(["contested"], quick=True)
-    assert contested.rates == SCENARIOS["contested"].rates and contested.duration_s == scenarios.QUICK["duration_s"]
+    [geo] = scenarios.plan(["geo"], quick=True)
+    assert geo.rates == SCENARIOS["geo"].rates and geo.duration_s == scenarios.QUICK["duration_s"]
     [rates] = scenarios.plan(["rates"], quick=True)
     assert rates.rates == (20, 80) and SCENARIOS["rates"].rates == (20, 80, 160, 240)
 
