@@ -110,6 +110,8 @@ def _config(rng: random.Random) -> dict[str, Any]:
         for f in DECISION_FIELDS:
             if f.name in _CONFIG_GRIDS and _maybe(rng, 0.35):
                 cfg[f.name] = _config_value(rng, f.name)
+        if _maybe(rng, 0.25):  # equal CPU and memory weights: with mirrored nodes, scores tie to the last bit or nearly
+            cfg["w_cpu"] = cfg["w_mem"] = _pick(rng, [0.1, 0.2, 0.3, 0.5, 1])
         try:
             RapConfig.from_mapping(cfg)
         except ValueError:  # all weights 0: draw again
@@ -195,8 +197,11 @@ class _Sampler:
     def create(cls, rng: random.Random, cfg: RapConfig) -> "_Sampler":
         return cls(rng, cfg, rng.sample(_USAGE_GRID, rng.randint(2, 6)))
 
-    def value(self, threshold: float) -> float:
+    def value(self, threshold: float, calm: float = 0.0) -> float:
         rng, d = self.rng, self.cfg.hysteresis
+        below = [v for v in self.palette + _USAGE_GRID if v < threshold]
+        if below and _maybe(rng, calm):
+            return _pick(rng, below)
         kind = _weighted(rng, {"palette": 8, "grid": 4, "threshold": 2, "cooled": 2, "between": 1, "any": 2})
         if kind == "threshold":
             return threshold
@@ -220,8 +225,9 @@ class _Sampler:
         }[kind]
         return max(0.0, at)
 
-    def usage(self, now: float) -> dict[str, float]:
-        return {"cpu": self.value(self.cfg.cpu_threshold), "mem": self.value(self.cfg.mem_threshold),
+    def usage(self, now: float, calm: float = 0.0) -> dict[str, float]:
+        """A sample; ``calm`` is the chance of each value being below its threshold for sure."""
+        return {"cpu": self.value(self.cfg.cpu_threshold, calm), "mem": self.value(self.cfg.mem_threshold, calm),
                 "at": self.at(now)}
 
     def rtt(self, now: float) -> dict[str, float]:
@@ -242,13 +248,32 @@ def _metrics(sampler: _Sampler, cluster: _Cluster, pods: list[_Pod], now: float,
     out: dict[str, dict[str, Any]] = {"pods": {}, "nodes": {}, "rtt_ms": {}}
     for ip in sorted({p.ip for p in pods}):
         _put(out["pods"], ip, _carry(rng, previous.get("pods", {}), ip, sampler.usage(now)))
+    busy = {p.node for p in pods}
     extra = ["node-y"] if _maybe(rng, 0.1) else []  # a node without endpoints still sets rtt_max
     for node in [*cluster.nodes, *extra]:
-        _put(out["nodes"], node, _carry(rng, previous.get("nodes", {}), node, sampler.usage(now)))
+        # Nodes are mostly below the thresholds (as in a cluster that works), so several compete.
+        usage, rtt = sampler.usage(now, calm=0.6), sampler.rtt(now)
+        hosts = [n for n in out["nodes"] if n in busy and n != cluster.local]
+        twin = _pick(rng, hosts) if hosts and node in busy and _maybe(rng, 0.3) else None
+        if twin is not None:  # as far from the local node as its twin, with the same cpu + mem
+            usage, rtt = _mirrored(rng, out["nodes"][twin], usage), out["rtt_ms"].get(twin, rtt)
+        _put(out["nodes"], node, _carry(rng, previous.get("nodes", {}), node, usage))
         # An RTT to the local node itself sometimes, which rtt_max must not count.
         if node != cluster.local or _maybe(rng, 0.1):
-            _put(out["rtt_ms"], node, _carry(rng, previous.get("rtt_ms", {}), node, sampler.rtt(now)))
+            _put(out["rtt_ms"], node, _carry(rng, previous.get("rtt_ms", {}), node, rtt))
     return {k: v for k, v in out.items() if v or _maybe(rng, 0.5)}
+
+
+def _mirrored(rng: random.Random, other: dict[str, float], fallback: dict[str, float]) -> dict[str, float]:
+    """Another node's usage with CPU and memory shifted by the same step in opposite directions.
+
+    cpu + mem is the same on paper, so with equal weights the two nodes' scores
+    tie, but float rounding often leaves them an ulp or so apart: the case the
+    1e-9 tie tolerance exists for.
+    """
+    step = _pick(rng, [0.05, 0.1, 0.15, 0.3, -0.05, -0.1, -0.15, -0.3])
+    cpu, mem = round(other["cpu"] + step, 2), round(other["mem"] - step, 2)
+    return {**other, "cpu": cpu, "mem": mem} if min(cpu, mem) >= 0 else fallback
 
 
 def _put(table: dict[str, Any], key: str, value: dict[str, Any] | None) -> None:
