@@ -15,7 +15,11 @@ is what the Python reference (rap.vectors.run_vector) answers. The Go harness
 (rap_patch/vectors_test.go, via tests/e2e/test_differential.py) then replays
 the same files, so any mismatch is a disagreement between the two.
 
+Steps that depend on earlier answers (a ``done`` for an endpoint handed out
+before) are drawn after replaying the vector so far on the reference.
+
 ``python3 -m rap.vectorgen --out DIR --decisions N --seed S`` writes a set;
+``invoke test-differential`` writes one and replays it on rap.go;
 ``vectors()`` is the same generator as a hypothesis strategy (its draws come
 from hypothesis, so a failing example shrinks).
 """
@@ -33,12 +37,11 @@ from typing import Any
 
 from rap.config import DECISION_FIELDS, FIELDS, RapConfig
 from rap.errors import UserError
-from rap.vectors import SCHEMA_PATH, Vector, run_vector
+from rap.policies.bookkeeping import RETRY_WINDOW_S
+from rap.vectors import BASE_SRC_PORT, DEFAULT_PORT_NAME, SCHEMA_PATH, Vector, run_vector
 
 # An answer no endpoint can have (port 0), so the runner reports every request's real answer.
 _PROBE = "0.0.0.0:0"
-RETRY_WINDOW_S = 20  # docs/algorithm.md, "A retry is a failed dial"
-DEFAULT_PORT_NAME = "http"
 _PORT_NUMBERS = {"http": 8080, "grpc": 9090}
 _NODES = [f"node-{c}" for c in "abcdefgh"]
 _CLIENTS = [f"192.0.2.{i}" for i in range(1, 6)]
@@ -334,7 +337,7 @@ def _add_request(run: _Run, client: str, src_port: int | None, port_name: str, a
     if reset:
         req["affinity_reset"] = True
     if src_port is None:  # the format's default, which a later retry may repeat explicitly
-        src_port = 40000 + step
+        src_port = BASE_SRC_PORT + step
     else:
         req["src_port"] = src_port
     if port_name != DEFAULT_PORT_NAME or _maybe(run.rng, 0.1):

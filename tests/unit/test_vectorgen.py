@@ -40,7 +40,9 @@ def _write(tmp_path: Path, data: dict) -> Path:
     return path
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.large_base_example, HealthCheck.data_too_large])
+# A vector is large by nature (at least 5 requests over a cluster), so hypothesis' size checks do not apply.
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.large_base_example, HealthCheck.data_too_large])
 @given(vectorgen.vectors())
 def test_generated_vectors_validate_and_replay_on_the_reference(tmp_path_factory, data):
     path = _write(tmp_path_factory.mktemp("hyp"), data)
@@ -226,7 +228,8 @@ def _features(data: dict) -> Counter:
 EXPECTED_AT_LEAST = {
     "mode:adaptive": 20, "mode:classic": 20, "mode:default": 20, "config beyond mode": 30,
     "affinity:None": 20, "affinity:ClientIP": 20, "affinity timeout <= 5 s": 10,
-    "selectorless endpoint": 10, "endpoints on >= 5 nodes": 5, "endpoints on 1 node": 5, "local node without endpoints": 5, "multi-port": 10,
+    "selectorless endpoint": 10, "endpoints on >= 5 nodes": 5, "endpoints on 1 node": 5,
+    "local node without endpoints": 5, "multi-port": 10,
     "12 endpoints": 3, "no-endpoints answer": 2,
     "done": 200, "done of an answered endpoint": 150, "done of a never-answered address": 5,
     "set_metrics": 50, "same-time requests": 30,
