@@ -116,10 +116,13 @@ class Policy(ABC):
             self._refresh_nodes(state, endpoints)
             return
         by_addr = {e.addr: e for e in endpoints}
+        # kube-proxy's removeStaleAffinity drops only entries for endpoints of the *old* list
+        # that are gone; one that OnEndpointsAdd left pointing at an unlisted endpoint survives.
+        removed = {e.addr for e in state.endpoints} - set(by_addr)
         state.sticky = {
-            client: _Sticky(by_addr[entry.endpoint.addr], entry.last_used)
+            client: _Sticky(by_addr.get(entry.endpoint.addr, entry.endpoint), entry.last_used)
             for client, entry in state.sticky.items()
-            if entry.endpoint.addr in by_addr
+            if entry.endpoint.addr not in removed
         }
         self._replace(service, state, endpoints)
 

@@ -227,5 +227,8 @@ def test_add_endpoints_keeps_affinity_entries_as_upstream_does():
     policy.add_endpoints(SVC, [B, C])
     assert policy.next_endpoint(SVC, "c", 1) == A  # OnEndpointsAdd does not touch the affinity map
     policy.set_endpoints(SVC, [C, B])  # same set: node names refreshed, the stray entry survives that too
-    policy.set_endpoints(SVC, [C])  # the update path drops it
-    assert policy.next_endpoint(SVC, "c", 2) == C
+    policy.set_endpoints(SVC, [C])  # upstream's removeStaleAffinity drops only entries of the old list (B)
+    assert policy.next_endpoint(SVC, "c", 2) == A
+    assert policy.next_endpoint(SVC, "d", 3) == C
+    policy.set_endpoints(SVC, [B])  # C was listed and is gone: d's entry goes
+    assert policy.next_endpoint(SVC, "d", 4) == B
