@@ -2,19 +2,23 @@
 
 The project's tests get the repo's paths (conformance vectors) through the
 environment, since go test runs them with the package dir inside the source
-tree as cwd. Not here: building binaries (rap.build.binaries) or the Go
-benchmark (rap.build.gobench).
+tree as cwd. The whole package runs under the race detector: RAP's snapshot
+swaps and connection bookkeeping run beside NextEndpoint, and upstream's
+proxier tests drive real connections through the swapped proxysocket.go. Not
+here: building binaries (rap.build.binaries) or the Go benchmark
+(rap.build.gobench).
 """
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
 from rap import paths
-from rap.build import status
-from rap.build.overlay import project_test_files, rap_go_path, write_overlay
-from rap.build.source import SWAPPED_FILE, USERSPACE_PKG, prepare_tree
+from rap.build import BuildError, status
+from rap.build.overlay import added_files, project_test_files, rap_go_path, write_overlay
+from rap.build.source import REPLACED_FILES, SWAPPED_FILE, USERSPACE_PKG, prepare_tree
 from rap.build.toolchain import run_go
 
 
@@ -36,27 +40,52 @@ def test_proxy(k8s_src: Path | str | None = None, rap_go: Path | str | None = No
     tests = project_test_files() if project_tests else []
     tests += [Path(p).resolve() for p in extra_test_files]
     status.step(2, 4, f"swap: {tree.userspace_dir / SWAPPED_FILE} -> {rap_file} (overlay), "
+                      f"{replaced_note(rap_file)}"
                       f"plus {len(tests)} project test file(s): {', '.join(p.name for p in tests) or 'none'}")
     overlay = write_overlay(tree, "test", rap_file, tests)
-    env = dict(tree.env)
+    env = race_env(tree.env)
     # The project's tests run with the package dir as cwd (inside the source
     # tree), so tell them where the repo's conformance vectors are.
     env["RAP_VECTORS_DIR"] = str(Path(vectors_dir).resolve() if vectors_dir else paths.VECTORS_DIR)
     env["RAP_REPO"] = str(paths.REPO)
+    status.step(4, 4, f"test: upstream {USERSPACE_PKG} tests on the swapped tree, with -race "
+                      "(the first run builds the race-instrumented dependencies: minutes)")
+    started = time.monotonic()
+    run_go([*test_args(overlay, verbose, run), USERSPACE_PKG], tree.build_dir, env,
+           "go test -race userspace")
+    status.say(f"tests passed in {time.monotonic() - started:.0f}s")
+
+
+def replaced_note(rap_file: Path) -> str:
+    """The upstream files the patch beside rap_file replaces under their own names, for the log."""
+    names = [p.name for p in added_files(rap_file) if p.name in REPLACED_FILES]
+    return "".join(f"{name} -> its own, " for name in names)
+
+
+def test_args(overlay: Path, verbose: bool = False, run: str | None = None) -> list[str]:
+    """go test's arguments for the swapped package, before the package path."""
     # go test runs a subset of go vet first. Under Go 1.26 it passes on
     # upstream's 1.21 userspace package, so vet stays on: it also checks rap.go.
-    # -count=1: always really run (about 10 s), never report a cached pass.
+    # -count=1: always really run (about 15 s with -race), never report a cached pass.
     args = ["test", "-mod=mod", "-buildvcs=false", "-overlay", str(overlay),
-            "-count=1", "-timeout", "10m"]
+            "-race", "-count=1", "-timeout", "10m"]
     if verbose:
         args.append("-v")
     if run:
         args += ["-run", run]
-    status.step(4, 4, f"test: upstream {USERSPACE_PKG} tests on the swapped tree")
-    started = time.monotonic()
-    run_go([*args, USERSPACE_PKG], tree.build_dir, env, "go test userspace")
-    status.say(f"tests passed in {time.monotonic() - started:.0f}s")
+    return args
 
 
-# Not a pytest test, whatever its name says.
+def race_env(env: dict[str, str]) -> dict[str, str]:
+    """The build's go environment with cgo on, as -race needs; the binaries stay static."""
+    compiler = (env.get("CC") or "gcc").split()[0]
+    if shutil.which(compiler, path=env.get("PATH")) is None:
+        raise BuildError(f"go test -race needs cgo and so a C compiler, and {compiler!r} is "
+                         "not on PATH: install one (Debian: apt-get install gcc libc6-dev) "
+                         "or set $CC")
+    return {**env, "CGO_ENABLED": "1"}
+
+
+# Not pytest tests, whatever their names say.
 test_proxy.__test__ = False
+test_args.__test__ = False
