@@ -15,17 +15,23 @@ limitations under the License.
 */
 
 // This file replaces pkg/proxy/userspace/proxysocket.go of Kubernetes
-// v1.21.14 so that the balancer learns when a proxied connection ends: RAP
-// counts the connections in flight to each endpoint (docs/algorithm.md,
-// "Connection bookkeeping"), and upstream tells the balancer only when one
-// starts. It is upstream's file with one change, so a diff against it shows
-// only that: TryConnectEndpoints' body became tryConnectEndpoints, which also
-// returns the endpoint NextEndpoint gave (the exact string the balancer knows,
-// which the dialled conn's RemoteAddr may spell differently, e.g. an IPv6
-// address in upper case); when ProxyTCP returns and when a UDP client's
-// proxyClient goroutine ends, connectionDone passes that endpoint to the
-// balancer's ConnectionDone, if it has one (upstream's LoadBalancerRR has not,
-// so this file builds with it too).
+// v1.21.14 for two reasons, each a small change so that a diff against
+// upstream shows only them.
+//
+// The balancer learns when a proxied connection ends: RAP counts the
+// connections in flight to each endpoint (docs/algorithm.md, "Connection
+// bookkeeping"), and upstream tells the balancer only when one starts.
+// TryConnectEndpoints' body became tryConnectEndpoints, which also returns the
+// endpoint NextEndpoint gave (the exact string the balancer knows, which the
+// dialled conn's RemoteAddr may spell differently, e.g. an IPv6 address in
+// upper case); when ProxyTCP returns, when a UDP client's proxyClient
+// goroutine ends, and when the last of a connection's dials fails,
+// connectionDone passes that endpoint to the balancer's ConnectionDone, if it
+// has one (upstream's LoadBalancerRR has not, so this file builds with it too).
+//
+// The TCP loop dials in each connection's goroutine instead of before it
+// accepts the next connection (upstream's own TODO), so a round trip to a
+// remote endpoint no longer holds up the connections behind it.
 
 package userspace
 
@@ -112,6 +118,7 @@ func TryConnectEndpoints(service proxy.ServicePortName, srcAddr net.Addr, protoc
 // it connected to, as NextEndpoint returned it.
 func tryConnectEndpoints(service proxy.ServicePortName, srcAddr net.Addr, protocol string, loadBalancer LoadBalancer) (out net.Conn, endpoint string, err error) {
 	sessionAffinityReset := false
+	failed := ""
 	for _, dialTimeout := range EndpointDialTimeouts {
 		endpoint, err := loadBalancer.NextEndpoint(service, srcAddr, sessionAffinityReset)
 		if err != nil {
@@ -128,10 +135,14 @@ func tryConnectEndpoints(service proxy.ServicePortName, srcAddr net.Addr, protoc
 			}
 			klog.Errorf("Dial failed: %v", err)
 			sessionAffinityReset = true
+			failed = endpoint
 			continue
 		}
 		return outConn, endpoint, nil
 	}
+	// RAP learns of a failed dial from the retry that follows it; the last one
+	// has no retry, so hand its connection back here or it counts forever.
+	connectionDone(loadBalancer, service, failed)
 	return nil, "", fmt.Errorf("failed to connect to an endpoint.")
 }
 
@@ -159,14 +170,17 @@ func (tcp *tcpProxySocket) ProxyLoop(service proxy.ServicePortName, myInfo *Serv
 			continue
 		}
 		klog.V(3).Infof("Accepted TCP connection from %v to %v", inConn.RemoteAddr(), inConn.LocalAddr())
-		outConn, endpoint, err := tryConnectEndpoints(service, inConn.(*net.TCPConn).RemoteAddr(), "tcp", loadBalancer)
-		if err != nil {
-			klog.Errorf("Failed to connect to balancer: %v", err)
-			inConn.Close()
-			continue
-		}
-		// Spin up an async copy loop.
+		// Dial in the connection's own goroutine (upstream's TODO): upstream dials
+		// before it accepts the next connection, so one round trip to a remote
+		// endpoint stalls every connection behind it, which taxes exactly the
+		// forwarding RAP does.
 		go func() {
+			outConn, endpoint, err := tryConnectEndpoints(service, inConn.(*net.TCPConn).RemoteAddr(), "tcp", loadBalancer)
+			if err != nil {
+				klog.Errorf("Failed to connect to balancer: %v", err)
+				inConn.Close()
+				return
+			}
 			ProxyTCP(inConn.(*net.TCPConn), outConn.(*net.TCPConn))
 			connectionDone(loadBalancer, service, endpoint)
 		}()

@@ -14,9 +14,10 @@ fi
 
 # System packages: network namespaces and iptables for the local cluster,
 # etcd for its API server, conntrack/ipset as kube-proxy expects, haproxy for
-# the haproxy and haproxy-leastconn peers (rap/localcluster/haproxy).
+# the haproxy and haproxy-leastconn peers (rap/localcluster/haproxy), gcc and
+# libc6-dev for cgo, which go test -race needs (invoke test-proxy).
 APT_PACKAGES=(iproute2 iptables conntrack ipset etcd-server etcd-client haproxy procps psmisc curl ca-certificates
-              openssl)
+              openssl gcc libc6-dev)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
