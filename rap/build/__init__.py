@@ -9,8 +9,8 @@ The recipe, one module per step:
   existing release-1.21 checkout; the generated *build module* that requires it.
 - ``overlay``: the swap. ``go build -overlay`` removes
   ``pkg/proxy/userspace/roundrobin.go`` and adds ``rap_patch/rap.go`` (and its
-  sibling files, and for test runs ``rap_patch/*_test.go``) to that package,
-  without writing to any source tree.
+  sibling files, of which ``proxysocket.go`` replaces upstream's, and for test
+  runs ``rap_patch/*_test.go``) to that package, without writing to any source tree.
 - ``binaries`` (with ``openapi`` for kube-apiserver): ``go build`` of
   ``cmd/kube-proxy``, RAP (``v1.21.14-rap``) and stock (``v1.21.14``), and of
   kube-apiserver; skipped when their inputs are unchanged.
