@@ -68,9 +68,12 @@ def _local_kube_proxy(kind: str) -> Path:
     from rap.localcluster import binaries
 
     path = binaries.kube_proxy(kind)
-    if not path.exists():
-        Status("local-cluster").say(f"this machine does not let kube-proxy raise its open-file limit; "
-                                    f"building {path.name} (see rap/localcluster/binaries.py)")
+    if path.name != proxykinds.BINARIES[kind]:
+        # The variant is built from the same rap_patch/ as build-proxy's binary: rebuilt
+        # whenever its inputs change (a no-op by its stamp otherwise), never left stale.
+        if not path.exists():
+            Status("local-cluster").say(f"this machine does not let kube-proxy raise its open-file limit; "
+                                        f"building {path.name} (see rap/localcluster/binaries.py)")
         binaries.build_local_variants((kind,))
     return path
 

@@ -205,3 +205,26 @@ def test_the_sweep_feeds_the_removal_to_restore_and_names_a_failure(monkeypatch)
     with pytest.raises(cluster.LocalClusterError, match="could not remove kube-proxy's iptables rules in rap-node-1"):
         cluster._sweep_kube_chains("iptables", "rap-node-1")
     assert calls[1] == ("iptables-restore", "rap-node-1", cluster.kube_chain_removal(NAT_AFTER_IPTABLES))
+
+
+def test_the_nofile_variant_is_refreshed_even_when_it_exists(monkeypatch, tmp_path):
+    # A variant built once and never again would run an old rap_patch/ after every edit.
+    from rap.localcluster import binaries
+
+    variant = tmp_path / "kube-proxy-nofile"
+    variant.write_text("old build")
+    calls = []
+    monkeypatch.setattr(binaries, "kube_proxy", lambda kind: variant)
+    monkeypatch.setattr(binaries, "build_local_variants", lambda kinds: calls.append(kinds) or {})
+    assert cluster._local_kube_proxy("rap") == variant
+    assert calls == [("rap",)]
+
+
+def test_the_plain_binary_is_used_as_built(monkeypatch, tmp_path):
+    from rap.localcluster import binaries
+
+    plain = tmp_path / "kube-proxy"
+    calls = []
+    monkeypatch.setattr(binaries, "kube_proxy", lambda kind: plain)
+    monkeypatch.setattr(binaries, "build_local_variants", lambda kinds: calls.append(kinds) or {})
+    assert cluster._local_kube_proxy("rap") == plain and calls == []
