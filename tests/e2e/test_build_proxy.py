@@ -64,7 +64,7 @@ def test_a_failing_go_test_fails_the_run_loudly(built, tmp_path):
     probe = tmp_path / "zz_rap_pipeline_probe_test.go"
     probe.write_text('package userspace\n\nimport "testing"\n\n'
                      'func TestRAPPipelineProbe(t *testing.T) { t.Fatal("probe: must fail") }\n')
-    with pytest.raises(BuildError, match="go test userspace failed"):
+    with pytest.raises(BuildError, match="go test -race userspace failed"):
         gotest.test_proxy(rap_go=_rap_go(), extra_test_files=[probe], run="TestRAPPipelineProbe",
                               project_tests=_project_tests())
 
@@ -72,7 +72,7 @@ def test_a_failing_go_test_fails_the_run_loudly(built, tmp_path):
 def test_the_swapped_file_is_what_gets_compiled(built, tmp_path):
     broken = tmp_path / "rap.go"
     broken.write_text("package userspace\n\nfunc broken( {\n")
-    with pytest.raises(BuildError, match="go test userspace failed"):
+    with pytest.raises(BuildError, match="go test -race userspace failed"):
         gotest.test_proxy(rap_go=broken, run="TestRAPPipelineProbe", project_tests=False)
 
 
