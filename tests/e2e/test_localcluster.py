@@ -16,7 +16,7 @@ import pytest
 
 from rap.localcluster import cluster, config, netns, procs, state, traffic, workload
 
-from tests.e2e.clusters import running
+from tests.e2e.clusters import running, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -39,16 +39,6 @@ def _nodes(samples):
     return Counter(s.node for s in samples if s.status == 200)
 
 
-def _wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
 def test_every_request_is_answered_through_the_proxy(rap_cluster):
     _, st = rap_cluster
     samples = _load(st, concurrency=4, duration=5, max_requests=80)
@@ -67,7 +57,7 @@ def test_a_second_local_up_is_a_clear_error_and_harms_nothing(rap_cluster):
 def test_requests_stay_local_while_node1_has_capacity(rap_cluster):
     _, st = rap_cluster
     # Once RAP's monitor has fresh metrics (a period or two), every connection stays on node-1.
-    _wait_for(lambda: set(_nodes(_load(st, concurrency=2, duration=3, max_requests=20))) == {"node-1"},
+    wait_for(lambda: set(_nodes(_load(st, concurrency=2, duration=3, max_requests=20))) == {"node-1"},
               30, "RAP to keep connections on node-1")
     samples = _load(st, concurrency=2, duration=5, max_requests=60)
     assert _nodes(samples) == Counter({"node-1": 60})
@@ -80,7 +70,7 @@ def test_requests_move_away_when_local_pods_are_overloaded(rap_cluster):
         workload.set_cost(p["ip"], 60)
     stressor = _stress(local)
     try:
-        moved = _wait_for(lambda: _share_off_node1(st) >= 0.8, 40, "connections to leave node-1")
+        moved = wait_for(lambda: _share_off_node1(st) >= 0.8, 40, "connections to leave node-1")
         assert moved
         samples = _load(st, concurrency=2, duration=4, max_requests=40)
         nodes = _nodes(samples)
@@ -138,13 +128,13 @@ def test_endpoint_churn_under_load_loses_only_in_flight_requests(rap_cluster):
 
 def test_metrics_source_stopped_falls_back_to_round_robin(rap_cluster):
     runtime, st = rap_cluster
-    _wait_for(lambda: set(_nodes(_load(st, concurrency=2, duration=3, max_requests=20))) == {"node-1"},
+    wait_for(lambda: set(_nodes(_load(st, concurrency=2, duration=3, max_requests=20))) == {"node-1"},
               30, "RAP to be local first")
     pid = procs.recorded(runtime)["metrics-server"]
     os.kill(pid, 9)
     try:
         # stale_after is 3 periods (3 s); then RAP is blind and round-robins over all 6 pods.
-        spread = _wait_for(lambda: len(_nodes(_load(st, concurrency=2, duration=3, max_requests=30))) == 3,
+        spread = wait_for(lambda: len(_nodes(_load(st, concurrency=2, duration=3, max_requests=30))) == 3,
                            30, "round robin over every node")
         assert spread
         samples = _load(st, concurrency=3, duration=4, max_requests=60)
