@@ -78,7 +78,14 @@ def test_a_request_dnated_to_node_2_takes_the_inter_node_rtt(peers):
     # The delay matches packets by source on ingress, so it sees DNAT-ed traffic too:
     # the connect alone is one RTT, the request and its answer another.
     assert min(by_node["node-2"]) >= RTT_1_2_MS, by_node
-    assert max(by_node["node-1"]) < RTT_1_2_MS and max(by_node["node-3"]) < RTT_1_2_MS, by_node
+    # Undelayed nodes: were the delay applied to them, every request would take it. Their 90th percentile,
+    # not their maximum, is checked, because one request in a run can stall for a scheduler's time slice
+    # on a loaded 2-core machine (seen once in CI: 34 ms, the other 59 requests under 5 ms).
+    assert _p90(by_node["node-1"]) < RTT_1_2_MS and _p90(by_node["node-3"]) < RTT_1_2_MS, by_node
+
+
+def _p90(values: list[float]) -> float:
+    return sorted(values)[int(0.9 * (len(values) - 1))]
 
 
 def test_local_only_keeps_each_clients_requests_on_its_own_node(peers):
