@@ -149,6 +149,7 @@ def start_metrics_process(runtime: Path, c: cfg.ClusterConfig, keys: pki.Pki) ->
         sys.executable, "-m", "rap.localcluster.metrics", "--registry", str(runtime / "metrics-registry.json"),
         "--listen", f"{cfg.bridge_ip()}:{c.metrics_port}", "--cert", str(keys.path("metrics.crt")),
         "--key", str(keys.path("metrics.key")), "--interval", str(c.metrics_interval_s), "--window", str(c.metrics_window_s),
+        "--control-file", str(runtime / metrics.CONTROL_FILE),
     ])
 
 

@@ -1,15 +1,19 @@
 """The metrics API, independent of HTTP: a GET path and query -> (status code, JSON object).
 
 Routes the paths kube-apiserver's aggregation layer proxies here (discovery,
-nodes, pods, namespaced pods, label selectors) and answers 503 while the
-fault injection is on. Not the HTTP(S) layer (``server``) nor the shape of the
-objects (``wire``).
+nodes, pods, namespaced pods, label selectors), and the fault switch
+(``control``): while ``failing`` the metric paths answer 503, and while
+``slow_s`` > 0 they answer that many seconds late, as an unavailable or an
+overloaded metrics-server would. Not the HTTP(S) layer (``server``) nor the
+shape of the objects (``wire``).
 """
 
 from __future__ import annotations
 
+import math
 import re
 import time
+from typing import Callable
 
 from rap.localcluster.metrics.registry import RegistryFile
 from rap.localcluster.metrics.sampler import Sampler
@@ -33,28 +37,65 @@ def match_labels(selector: str, labels: dict) -> bool:
     return True
 
 
+MAX_SLOW_S = 300.0  # past kube-apiserver's own timeouts: longer adds nothing
+CONTROL_PATHS = ("/control/fail", "/control/slow")
+
+
 def _not_found(what: str) -> tuple[int, dict]:
     return 404, status(404, "NotFound", f"the server could not find the requested resource ({what})")
+
+
+def check_slow(seconds) -> float:
+    """The metric paths' delay in seconds: a number in [0, MAX_SLOW_S], 0 = answer at once."""
+    try:
+        value = float(seconds)
+    except (TypeError, ValueError):
+        raise ValueError(f"{seconds!r} is not a number of seconds (0 turns the delay off)") from None
+    if not math.isfinite(value) or not 0 <= value <= MAX_SLOW_S:
+        raise ValueError(f"{seconds!r} seconds: want 0..{MAX_SLOW_S:g} (0 turns the delay off)")
+    return value
 
 
 class MetricsAPI:
     """Answers GET paths with (status code, JSON object); the HTTP layer is thin."""
 
-    def __init__(self, registry: RegistryFile, sampler: Sampler, failing: bool = False):
-        self.registry, self.sampler, self.failing = registry, sampler, failing
+    def __init__(self, registry: RegistryFile, sampler: Sampler, failing: bool = False, slow_s: float = 0.0,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.registry, self.sampler, self.failing, self.sleep = registry, sampler, failing, sleep
+        self.slow_s = check_slow(slow_s)
+
+    def control(self, path: str, query: dict[str, list[str]], change: bool) -> tuple[int, dict]:
+        """GET (``change`` False) or POST one fault switch: ``/control/fail?on=1|0`` answers
+        ``{"failing": bool}``, ``/control/slow?seconds=X`` (0 = off) ``{"slow_s": X}``."""
+        if path == "/control/fail":
+            if change:
+                on = (query.get("on") or [""])[0].lower()
+                if on not in ("1", "0", "true", "false"):
+                    return 400, {"error": "POST /control/fail?on=1 (fail) or on=0 (recover)"}
+                self.failing = on in ("1", "true")
+            return 200, {"failing": self.failing}
+        if path == "/control/slow":
+            if change:
+                try:
+                    self.slow_s = check_slow((query.get("seconds") or [""])[0])
+                except ValueError as e:
+                    return 400, {"error": f"POST /control/slow?seconds=X: {e}"}
+            return 200, {"slow_s": self.slow_s}
+        return _not_found(path)
 
     def get(self, path: str, query: dict[str, list[str]]) -> tuple[int, dict]:
-        now = time.time()
         static = {"/apis": api_group_list, f"/apis/{GROUP}": api_group, PREFIX: api_resource_list}
         if path.rstrip("/") in static:
             return 200, static[path.rstrip("/")]()
         if not path.startswith(PREFIX + "/"):
             return _not_found(path)
+        if self.slow_s:
+            self.sleep(self.slow_s)
         if self.failing:
             return 503, status(503, "ServiceUnavailable",
                                "the metrics source is failing (rap-local fault injection)")
         selector = (query.get("labelSelector") or [""])[0]
-        return self._resource(path[len(PREFIX):].strip("/").split("/"), selector, now)
+        return self._resource(path[len(PREFIX):].strip("/").split("/"), selector, time.time())
 
     def _resource(self, parts: list[str], selector: str, now: float) -> tuple[int, dict]:
         if parts == ["nodes"]:

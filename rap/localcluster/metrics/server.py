@@ -2,7 +2,8 @@
 
 Serves ``api.MetricsAPI`` over HTTP/1.1 keep-alive (as kube-apiserver's
 aggregator expects), plus health checks, an empty OpenAPI document and the
-fault-injection switch ``POST /control/fail?on=1|0``. The serving certificate
+fault-injection switches ``POST /control/fail?on=1|0`` and
+``POST /control/slow?seconds=X``. The serving certificate
 comes from ``--cert``/``--key`` (the cluster's, signed by its CA) or, without
 them, from ``pki.create_metrics_serving`` (a CA of its own). Not the routing
 of metrics paths (``api``) nor the command line (``cli``).
@@ -21,7 +22,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from rap.localcluster import pki
-from rap.localcluster.metrics.api import MetricsAPI
+from rap.localcluster.metrics.api import CONTROL_PATHS, MetricsAPI
 from rap.localcluster.metrics.registry import RegistryFile
 from rap.localcluster.metrics.sampler import Reader, Sampler, read_cgroup
 from rap.localcluster.metrics.wire import OPENAPI_V2, status
@@ -55,8 +56,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(200, "ok")
         if path == "/openapi/v2":
             return self._send(200, OPENAPI_V2)
-        if path == "/control/fail":
-            return self._send(200, {"failing": self.api.failing})
+        if path.startswith("/control/"):
+            return self._send(*self.api.control(path, {}, change=False))
         self._send(*self.api.get(path, parse_qs(url.query)))
 
     do_HEAD = do_GET
@@ -66,13 +67,9 @@ class Handler(BaseHTTPRequestHandler):
         if length:
             self.rfile.read(length)
         url = urlsplit(self.path)
-        if url.path != "/control/fail":
+        if url.path not in CONTROL_PATHS:
             return self._send(405, status(405, "MethodNotAllowed", f"POST {url.path}: the metrics API is read-only"))
-        on = (parse_qs(url.query).get("on") or [""])[0].lower()
-        if on not in ("1", "0", "true", "false"):
-            return self._send(400, {"error": "POST /control/fail?on=1 (fail) or on=0 (recover)"})
-        self.api.failing = on in ("1", "true")
-        self._send(200, {"failing": self.api.failing})
+        self._send(*self.api.control(url.path, parse_qs(url.query), change=True))
 
 
 class TLSServer(ThreadingHTTPServer):
@@ -106,6 +103,13 @@ def tls_context(cert: str | None, key: str | None, hosts: list[str]) -> ssl.SSLC
     return ctx
 
 
+def write_control_file(path: Path, host: str, port: int) -> None:
+    """``{"host", "port"}`` of the switches, replaced whole so a reader never sees half of it."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"host": host, "port": port}))
+    tmp.replace(path)
+
+
 @dataclass
 class MetricsServer:
     """A running server: ``.port`` (when started on port 0), ``.api`` to toggle, ``.stop()``."""
@@ -129,11 +133,16 @@ class MetricsServer:
 
 def start(registry: Path | str, host: str = "127.0.0.1", port: int = 0, *, interval: float = 1.0,
           window: float = 5.0, cert: str | None = None, key: str | None = None,
-          tls: bool = True, failing: bool = False, reader: Reader = read_cgroup) -> MetricsServer:
-    """Start sampling and serving in background threads (the CLI and tests both use this)."""
+          tls: bool = True, failing: bool = False, slow_s: float = 0.0,
+          control_file: Path | str | None = None, reader: Reader = read_cgroup) -> MetricsServer:
+    """Start sampling and serving in background threads (the CLI and tests both use this).
+
+    ``control_file``: where to write the address that takes the fault switches, once bound
+    (``control.endpoint`` reads it).
+    """
     reg = RegistryFile(registry)
     sampler = Sampler(reg, window, reader)
-    api = MetricsAPI(reg, sampler, failing)
+    api = MetricsAPI(reg, sampler, failing, slow_s)
     handler = type("BoundHandler", (Handler,), {"api": api})
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     http = type("Server", (TLSServer,), {"address_family": family})((host, port), handler)
@@ -142,6 +151,8 @@ def start(registry: Path | str, host: str = "127.0.0.1", port: int = 0, *, inter
     except BaseException:
         http.server_close()  # a bad --cert/--key leaves no bound socket behind
         raise
+    if control_file:
+        write_control_file(Path(control_file), host, http.server_address[1])
     stop = threading.Event()
     sampler.tick()  # the first sample now, so the first rate is one interval away
     threads = [threading.Thread(target=sampler.run, args=(interval, stop), daemon=True, name="sampler"),
