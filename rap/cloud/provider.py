@@ -12,8 +12,8 @@ of hashicorp/google, so Terraform never falls back to the network for it.
 Why the provider is not built here: its Go module declares its path without a
 major-version suffix, so a release tag such as v5.40.0 is no Go module version
 (neither plain nor +incompatible); only a pseudo-version of the tag's commit
-could name it, and the Go module proxy this project reaches serves the module
-at v1.20.0 and a few 2020-2022 pseudo-versions (provider 3.x/4.x) only.
+could name it, and the Go module proxy this project reaches refused every 5.x
+spelling tried (it serves v1.20.0 and 2020-2022 pseudo-versions: 3.x/4.x).
 
 Not here: running Terraform (rap.cloud.terraform), or fetching the provider.
 """
@@ -98,7 +98,7 @@ def missing_message(mirror: Path) -> str:
     """What is missing and how to supply it, for a test's skip or an error."""
     return (
         f"the hashicorp/google provider is not in the project's mirror {mirror} (for {host_platform()}), "
-        "and it cannot be built here: the Go module proxy serves no 5.x version of "
-        "github.com/hashicorp/terraform-provider-google. On a machine that reaches the Terraform registry, "
+        "and it is not built here: no 5.x version of github.com/hashicorp/terraform-provider-google is a "
+        "Go module version the module proxy serves (docs/cloud.md). On a machine that reaches the Terraform registry, "
         f"`terraform -chdir=infra providers mirror -platform={host_platform()} {mirror}` fills it"
     )
