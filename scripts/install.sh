@@ -50,6 +50,9 @@ python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore 
 say "installing terraform (built from source through the Go module proxy, cached)"
 python3 -m invoke install-terraform
 
+say "building the hashicorp/google provider 4.9 for an offline terraform validate (cached under \$RAP_CACHE/terraform/mirror)"
+python3 -m rap.cloud.provider
+
 say "building kube-proxy (RAP and stock) and kube-apiserver v1.21.14 (cached under \$RAP_CACHE)"
 python3 -m invoke build-proxy --stock --apiserver --no-test
 

@@ -1,5 +1,6 @@
-"""rap.cloud.provider: the mirror layouts it recognises, and that real Terraform
-installs hashicorp/google from the mirror alone with the CLI config it writes.
+"""rap.cloud.provider: the mirror layouts it recognises, where its build puts
+the provider (and that it builds once), and that real Terraform installs
+hashicorp/google from the mirror alone with the CLI config it writes.
 
 A dummy executable stands in for the provider: ``terraform init`` only installs
 it (it never runs a provider), which is all these tests ask of it.
@@ -8,9 +9,11 @@ it (it never runs a provider), which is all these tests ask of it.
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 
+from rap.build import BuildError
 from rap.cloud import provider
 from rap.cloud.terraform import find_terraform
 
@@ -20,7 +23,7 @@ WANTS_GOOGLE = 'terraform {\n  required_providers {\n    google = {\n      sourc
 
 
 def _unpacked(mirror, version, target="linux_amd64", source=GOOGLE):
-    binary = mirror / source / version / target / f"terraform-provider-{source.rsplit('/', 1)[-1]}_v{version}"
+    binary = provider.unpacked_binary(mirror, version, target, source)
     binary.parent.mkdir(parents=True)
     binary.write_text("#!/bin/sh\nexit 1\n")
     binary.chmod(0o755)
@@ -37,6 +40,11 @@ def test_mirrored_versions_reads_both_layouts_for_this_platform_only(tmp_path):
     assert provider.mirrored_versions(tmp_path, target="linux_amd64") == ["5.9.0", "5.40.0", "5.45.2"]
 
 
+def test_unpacked_binary_is_terraforms_layout(tmp_path):
+    assert provider.unpacked_binary(tmp_path, "5.40.0", "linux_amd64") \
+        == tmp_path / "registry.terraform.io/hashicorp/google/5.40.0/linux_amd64/terraform-provider-google_v5.40.0"
+
+
 def test_no_mirror_holds_nothing(tmp_path):
     assert provider.mirrored_versions(tmp_path / "absent") == []
 
@@ -44,6 +52,36 @@ def test_no_mirror_holds_nothing(tmp_path):
 def test_mirror_lives_in_the_project_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("RAP_CACHE", str(tmp_path))
     assert provider.mirror_dir() == tmp_path / "terraform" / "mirror"
+
+
+def test_build_installs_the_pinned_module_into_the_mirror_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAP_CACHE", str(tmp_path / "cache"))
+    calls = []
+
+    def fake_go(args, cwd, env, what):
+        calls.append(args)
+        assert env["GOMODCACHE"].startswith(str(tmp_path / "cache")) and env["CGO_ENABLED"] == "0"
+        (Path(env["GOBIN"]) / "terraform-provider-google").write_text("built")
+
+    monkeypatch.setattr(provider, "run_go", fake_go)
+    built = provider.build_google_provider()
+    assert built == provider.unpacked_binary(provider.mirror_dir(), provider.BUILT_VERSION)
+    assert built.read_text() == "built"
+    assert calls == [["install", "-trimpath", f"{provider.BUILT_MODULE}@{provider.BUILT_MODULE_VERSION}"]]
+    assert provider.mirrored_versions(provider.mirror_dir()) == [provider.BUILT_VERSION]
+    assert provider.build_google_provider() == built and len(calls) == 1, "a second call must reuse the build"
+
+
+def test_a_failed_build_leaves_the_mirror_empty(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAP_CACHE", str(tmp_path))
+
+    def failing_go(args, cwd, env, what):
+        raise BuildError(f"{what} failed (exit 1)")
+
+    monkeypatch.setattr(provider, "run_go", failing_go)
+    with pytest.raises(BuildError):
+        provider.build_google_provider()
+    assert provider.mirrored_versions(provider.mirror_dir()) == []
 
 
 def test_offline_env_overrides_the_users_cli_config_and_leaves_it_alone(tmp_path):
