@@ -1,6 +1,6 @@
 """The hashicorp/google provider for an offline ``terraform init``: a filesystem
-mirror under the project cache, the one build of the provider that the Go
-module proxy allows, and a CLI config that points Terraform at the mirror.
+mirror under the project cache, a build of the newest provider found on the
+Go module proxy, and a CLI config that points Terraform at the mirror.
 
 Terraform cannot reach its registry here, so ``terraform validate`` of infra/
 needs the provider already on disk. The mirror is ``$RAP_CACHE/terraform/mirror``,
@@ -14,7 +14,8 @@ Which provider can be built: the module declares its path without a
 major-version suffix, so a release tag such as v5.40.0 is no Go module version
 (neither plain nor +incompatible); only a pseudo-version of a commit can name
 one, and the Go module proxy this project reaches refused every 5.x spelling
-tried. It serves the 4.9.0 development line of February 2022 (BUILT_*), which
+tried. The newest commit found that it serves is of the 4.9.0 development line
+of February 2022 (BUILT_*; one of September 2022 was refused), which
 ``build_google_provider`` puts in the mirror under a prerelease version no
 real release has, so it never satisfies infra/'s ``~> 5.40``: a test asks for
 it by name, to check infra/ against that schema. The 5.x provider infra/ pins

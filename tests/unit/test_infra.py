@@ -218,7 +218,7 @@ def test_terraform_validate(tmp_path):
 
 
 def test_terraform_validate_against_the_provider_built_here(tmp_path):
-    # The newest provider the Go module proxy serves is 4.9 (rap.cloud.provider):
+    # The newest provider found on the Go module proxy is 4.9 (rap.cloud.provider):
     # its schema still catches a misspelt or missing argument, a block in the
     # wrong place, a wrong type and a reference to an attribute that does not
     # exist. An argument that is new in 5.x fails here though right, and one
