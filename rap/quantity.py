@@ -12,6 +12,7 @@ base units and the text Kubernetes stores for them.
 
 from __future__ import annotations
 
+import math
 import re
 from decimal import Decimal
 from fractions import Fraction
@@ -21,8 +22,12 @@ _DECIMAL_SUFFIX = {exp: suffix for suffix, exp in _DECIMAL_EXP.items()}
 _BINARY_SUFFIXES = ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"]
 # resource.Quantity's grammar: a signed number, then one of a binary suffix, a
 # decimal suffix or a decimal exponent ("1e3"; "1E" alone is one exa).
-_QUANTITY = re.compile(r"([+-]?(?:\d+\.?\d*|\.\d+))(?:(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])|[eE]([+-]?\d+))?")
+# ASCII digits only: Kubernetes reads "0"-"9", not every Unicode digit that \d (and Decimal) would.
+_QUANTITY = re.compile(r"([+-]?(?:\d+\.?\d*|\.\d+))(?:(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])|[eE]([+-]?\d+))?", re.ASCII)
 _NANO = 10**9
+# Quantity caps a value at 2^63-1 and rounds it up to 1n, so no exponent beyond this means anything; a
+# larger one is refused rather than computed (10**(10**9) would take the process down).
+MAX_EXPONENT = 1000
 
 Number = int | float | Fraction | Decimal
 
@@ -37,17 +42,23 @@ def parse_exact(value: str | Number) -> Fraction:
         return _exact(value)
     m = _QUANTITY.fullmatch(str(value).strip())
     if not m:
-        raise QuantityError(f"not a Kubernetes quantity: {value!r}")
+        raise QuantityError(f"not a Kubernetes quantity: {_shown(value)}")
     number, suffix, exponent = m.groups()
     amount = Fraction(Decimal(number))
     if suffix in _BINARY_SUFFIXES:
         return amount * 1024 ** _BINARY_SUFFIXES.index(suffix)
+    if exponent and (len(exponent.lstrip("+-0")) > len(str(MAX_EXPONENT)) or abs(int(exponent)) > MAX_EXPONENT):
+        raise QuantityError(f"Kubernetes quantity {_shown(value)}: exponent beyond ±{MAX_EXPONENT}")
     return amount * Fraction(10) ** (int(exponent) if exponent else _DECIMAL_EXP[suffix or ""])
 
 
 def parse_quantity(value: str | Number) -> float:
     """A quantity in base units as a float: cores for CPU, bytes for memory."""
-    return float(parse_exact(value))
+    exact = parse_exact(value)
+    try:
+        return float(exact)
+    except OverflowError:
+        raise QuantityError(f"Kubernetes quantity {_shown(value)}: too large for a float") from None
 
 
 def format_quantity(value: Number, binary: bool = False) -> str:
@@ -92,7 +103,16 @@ def milli_quantity(cores: float) -> str:
     return format_quantity(Fraction(round(cores * 1000), 1000))
 
 
+def _shown(value: object, limit: int = 40) -> str:
+    """``value`` quoted, cut short so that a message stays one readable line."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit - 5]}...{text[-4:]} ({len(text) - 2} chars)"
+
+
 def _exact(value: Number) -> Fraction:
+    finite = value.is_finite() if isinstance(value, Decimal) else not isinstance(value, float) or math.isfinite(value)
+    if not finite:
+        raise QuantityError(f"not a Kubernetes quantity: {value!r} (a quantity is a finite number)")
     if isinstance(value, float):
         return Fraction(Decimal(repr(value)))
     return Fraction(value)
