@@ -17,7 +17,7 @@ from pathlib import Path
 from rap.config import DEFAULT_RTT_PORT, FIELDS
 from rap.errors import UserError
 from rap.localcluster import config as cfg
-from rap.localcluster import metrics, netdelay, netns, objects, pki, procs, proxykinds, state, workload
+from rap.localcluster import credentials, metrics, netdelay, netns, objects, pki, procs, proxykinds, state, workload
 from rap.localcluster.sh import ToolError, quiet, require_tool, run
 from rap.localcluster.teardown import teardown
 from rap.paths import build_out_dir
@@ -145,11 +145,15 @@ def join_node_cgroup(i: int, pid: int) -> None:
 
 
 def start_metrics_process(runtime: Path, c: cfg.ClusterConfig, keys: pki.Pki) -> int:
+    """The metrics server: its API for the aggregator's front-proxy client only; its fault switches on
+    the root namespace's loopback (no node or pod namespace reaches it) for the control client only."""
     return procs.start(runtime, "metrics-server", [
         sys.executable, "-m", "rap.localcluster.metrics", "--registry", str(runtime / "metrics-registry.json"),
         "--listen", f"{cfg.bridge_ip()}:{c.metrics_port}", "--cert", str(keys.path("metrics.crt")),
         "--key", str(keys.path("metrics.key")), "--interval", str(c.metrics_interval_s), "--window", str(c.metrics_window_s),
-        "--control-file", str(runtime / metrics.CONTROL_FILE),
+        "--client-ca", str(keys.path("front-proxy-ca.crt")), "--client-names", pki.FRONT_PROXY_CN,
+        "--control-listen", "127.0.0.1:0", "--control-ca", str(keys.path("ca.crt")),
+        "--control-names", pki.CONTROL_CN, "--control-file", str(runtime / metrics.CONTROL_FILE),
     ])
 
 
@@ -169,17 +173,18 @@ def proxy_argv(c: cfg.ClusterConfig, st: state.ClusterState, i: int, binary: Pat
                runtime: Path | None = None) -> list[str]:
     node = cfg.node_name(i)
     kind = proxykinds.kind(c.proxy)
+    kubeconfig = credentials.proxy_kubeconfig(st, node)  # the node's own credential, not the admin's
     if kind.name == "python":
-        return [sys.executable, "-m", "rap.pyproxy", "--kubeconfig", st.kubeconfig, "--node", node,
+        return [sys.executable, "-m", "rap.pyproxy", "--kubeconfig", kubeconfig, "--node", node,
                 "--bind-address", cfg.node_ip(i), "--policy", c.python_policy,
                 "--rap-period-s", str(c.rap_period_s), "--rtt-port", str(RTT_PORT)]
     if kind.balance is not None:
-        return [sys.executable, "-m", kind.module, "--kubeconfig", st.kubeconfig, "--node", node,
+        return [sys.executable, "-m", kind.module, "--kubeconfig", kubeconfig, "--node", node,
                 "--cluster-ip", st.cluster_ip, "--port", str(objects.SERVICE_PORT), "--balance", kind.balance,
                 "--cgroup", workload.node_cgroup(node),
                 "--workdir", str((runtime or state.runtime_dir()) / f"haproxy-{i}")]
     gates = [f"--feature-gates={proxykinds.FEATURE_GATES}"] if kind.mode == "iptables" else []
-    return [str(binary), f"--kubeconfig={st.kubeconfig}", f"--proxy-mode={kind.mode}", *gates,
+    return [str(binary), f"--kubeconfig={kubeconfig}", f"--proxy-mode={kind.mode}", *gates,
             f"--hostname-override={node}", f"--bind-address={cfg.node_ip(i)}",
             f"--cluster-cidr={cfg.POD_NET}", "--healthz-bind-address=127.0.0.1:10256",
             "--metrics-bind-address=127.0.0.1:10249",
@@ -194,8 +199,10 @@ def proxy_env(c: cfg.ClusterConfig, st: state.ClusterState, i: int) -> dict[str,
     mode = proxykinds.kind(c.proxy).rap_mode
     if mode is not None:
         settings["mode"] = FIELDS["mode"].check(mode)
-    # Where the proxy finds the API server and which node it is: not settings, so not in the table.
-    env = {"RAP_KUBECONFIG": st.kubeconfig, "RAP_NODE_NAME": cfg.node_name(i)}
+    # Where the proxy finds the API server (with the node's own credential, as kube-proxy's) and
+    # which node it is: not settings, so not in the table.
+    node = cfg.node_name(i)
+    env = {"RAP_KUBECONFIG": credentials.proxy_kubeconfig(st, node), "RAP_NODE_NAME": node}
     return {**env, **{FIELDS[name].env: str(value) for name, value in settings.items()}}
 
 

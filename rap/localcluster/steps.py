@@ -20,7 +20,7 @@ from kubernetes import client
 
 from rap.localcluster import cluster
 from rap.localcluster import config as cfg
-from rap.localcluster import controlplane, metrics, netdelay, netns, objects, pki, procs, proxykinds, state, workload
+from rap.localcluster import controlplane, credentials, metrics, netdelay, netns, objects, pki, procs, proxykinds, state, workload
 from rap.status import Status
 
 
@@ -48,7 +48,8 @@ def certificates(ctx: Context) -> None:
     c, st = ctx.config, ctx.state
     api_url = controlplane.apiserver_url(c)
     ctx.keys = pki.create(ctx.runtime / "pki",
-                          [cfg.bridge_ip(), "127.0.0.1", str(cfg.SERVICE_NET.network_address + 1)], api_url)
+                          [cfg.bridge_ip(), "127.0.0.1", str(cfg.SERVICE_NET.network_address + 1)], api_url,
+                          nodes=st.nodes)
     st.kubeconfig, st.api_url = str(ctx.keys.kubeconfig), api_url
 
 
@@ -62,6 +63,7 @@ def control_plane(ctx: Context) -> None:
     controlplane.start_etcd(ctx.runtime, ctx.config)
     controlplane.start_apiserver(ctx.runtime, ctx.config, ctx.binaries["kube-apiserver"], ctx.keys)
     ctx.api = objects.api_client(ctx.state.kubeconfig)
+    credentials.bind_proxies(ctx.api)
 
 
 def nodes(ctx: Context) -> None:
@@ -85,7 +87,8 @@ def metrics_server(ctx: Context) -> None:
     core = client.CoreV1Api(ctx.api)
     core.create_namespaced_service("kube-system", svc)
     core.create_namespaced_endpoints("kube-system", eps)
-    client.ApiregistrationV1Api(ctx.api).create_api_service(metrics.apiservice())
+    client.ApiregistrationV1Api(ctx.api).create_api_service(
+        metrics.apiservice(ca_bundle=ctx.keys.path("ca.crt").read_bytes()))
 
 
 def backend_pods(ctx: Context) -> None:

@@ -35,7 +35,7 @@ def test_classic_does_not_lean_on_the_tables_default():
 
 def test_the_env_names_are_the_tables():
     env = _env("rap-adaptive", rap_period_s=2.5)
-    assert env == {"RAP_KUBECONFIG": "/run/k.kubeconfig", "RAP_NODE_NAME": "node-2",
+    assert env == {"RAP_KUBECONFIG": "/run/proxy-node-2.kubeconfig", "RAP_NODE_NAME": "node-2",
                    FIELDS["period_s"].env: "2.5", FIELDS["rtt_port"].env: str(FIELDS["rtt_port"].default),
                    FIELDS["mode"].env: "adaptive"}
 

@@ -8,6 +8,7 @@ API is the cluster code's (``rap.localcluster.cluster``).
 
 from __future__ import annotations
 
+import base64
 import json
 
 from rap.localcluster.metrics.wire import GROUP, VERSION
@@ -16,13 +17,19 @@ MANAGED_BY = {"app.kubernetes.io/managed-by": "rap-local"}
 
 
 def apiservice(service_namespace: str = "kube-system", service_name: str = "rap-metrics",
-               port: int = 443) -> dict:
-    """The APIService that makes kube-apiserver proxy metrics.k8s.io/v1beta1 to us."""
+               port: int = 443, ca_bundle: bytes | None = None) -> dict:
+    """The APIService that makes kube-apiserver proxy metrics.k8s.io/v1beta1 to us.
+
+    With ``ca_bundle`` (PEM) the aggregator checks our serving certificate against it, for the
+    name ``<service_name>.<service_namespace>.svc``; without, it skips the check.
+    """
+    trust = ({"caBundle": base64.b64encode(ca_bundle).decode()} if ca_bundle
+             else {"insecureSkipTLSVerify": True})
     return {"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
             "metadata": {"name": f"{VERSION}.{GROUP}", "labels": dict(MANAGED_BY)},
             "spec": {"group": GROUP, "version": VERSION,
                      "service": {"namespace": service_namespace, "name": service_name, "port": port},
-                     "insecureSkipTLSVerify": True, "groupPriorityMinimum": 100, "versionPriority": 100}}
+                     **trust, "groupPriorityMinimum": 100, "versionPriority": 100}}
 
 
 def service_objects(ip: str, port: int, service_namespace: str = "kube-system",

@@ -5,7 +5,9 @@
 once); ``faults(runtime)`` reads both. ``runtime`` is the cluster's runtime
 folder (None: ``state.runtime_dir()``). These are the HTTP switches of
 ``server`` (``POST /control/fail``, ``/control/slow``), reached the way only the
-root namespace can (see ``endpoint``). Not the server side (``api.control``).
+root namespace can: the server takes them on its own loopback listener (which no
+node or pod namespace can reach), from the ``rap-metrics-control`` client
+certificate in the cluster's 0700 pki folder. Not the server side (``api.control``).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ def endpoint(runtime: Path) -> Endpoint:
                                   f"{runtime}; start one with `invoke local-up`") from None
     keys = Pki(runtime / "pki")
     ctx = ssl.create_default_context(cafile=str(keys.path("ca.crt")))
+    ctx.load_cert_chain(str(keys.path("metrics-control.crt")), str(keys.path("metrics-control.key")))
     return Endpoint(where["host"], int(where["port"]), ctx)
 
 
