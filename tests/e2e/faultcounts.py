@@ -87,6 +87,7 @@ class Tally:
     window_n: int  # how many connections were answered in that window
     last_bad_s: float | None  # from the onset to the start of the last failed or slow connection
     failures: tuple[str, ...]  # the first few failed connections: when (from the onset) and why
+    failed_after_gap: int = 0  # failed, and started after the first connection answered after the onset
 
     def recovery(self) -> str:
         return "never" if self.recovery_s is None else f"{self.recovery_s:.1f} s"
@@ -129,7 +130,15 @@ def tally(timed: list[tuple[float, Sample]], marks: faults.Marks, blind: list[tu
         last_bad_s=max((t - marks.onset for t, s in timed if t >= marks.onset and not _good(s)), default=None),
         failures=tuple(f"{timed[i][0] - marks.onset:+.1f} s {timed[i][1].error or timed[i][1].status}"
                        for i in failed[:FAILURES_SHOWN]),
+        failed_after_gap=_failed_after_gap(timed, failed, marks.onset),
     )
+
+
+def _failed_after_gap(timed, failed: list[int], onset: float) -> int:
+    """Failures that began after the first connection started after the onset was answered: with the
+    fault a restart, those the restarted process itself caused, not its start-up gap."""
+    first = next((t for t, s in timed if t >= onset and s.status == 200), None)
+    return 0 if first is None else sum(timed[i][0] > first for i in failed)
 
 
 def _in_flight(t: float, s: Sample, lost) -> bool:

@@ -67,3 +67,10 @@ def test_blind_windows_follow_the_monitor_log():
     (a, b), (c, d) = windows
     assert abs(a - (now - 17)) < 0.01 and abs(b - (now - 10)) < 0.01
     assert abs(c - (now - 4)) < 0.01 and d == now
+
+
+def test_only_failures_after_the_first_answer_past_the_onset_count_as_after_the_gap():
+    # A restart at 2.0 s: 20..22 refused (the gap), 23 answered, 30 failed (the new process's own).
+    t = fc.tally(_timed(60, failed={20, 21, 22, 30}), Marks(onset=T0 + 2.0), [])
+    assert (t.failed, t.failed_after_gap) == (4, 1)
+    assert fc.tally(_timed(60, failed={20, 21}), Marks(onset=T0 + 2.0), []).failed_after_gap == 0
