@@ -98,13 +98,24 @@ def up(c: cfg.ClusterConfig, runtime: Path | None = None) -> state.ClusterState:
             errors = Status("local-up", stderr=True)
             errors.say(f"failed: {exc}")
             errors.say("cleaning up what was made...")
-            kept = _keep_logs(runtime)
-            teardown(runtime, say=lambda s: None)
-            errors.say(f"the logs of the failed start are kept in {kept}")
+            try:
+                errors.say(f"the logs of the failed start are kept in {_keep_logs(runtime)}")
+            except Exception as copy_exc:  # noqa: BLE001 - the teardown below must run whatever failed
+                errors.say(f"could not keep the logs ({copy_exc}); they go with the runtime folder")
+            finally:
+                _roll_back(runtime, c)
             if isinstance(exc, Exception) and not isinstance(exc, LocalClusterError):
                 raise LocalClusterError(f"local-up failed and was rolled back: {exc}") from exc
             raise
     return st
+
+
+def _roll_back(runtime: Path, c: cfg.ClusterConfig) -> None:
+    """What local-down does: the delayers' rules, then every process, namespace, link and cgroup."""
+    try:
+        netdelay.remove(delay_nodes(c.node_indexes()))
+    finally:
+        teardown(runtime, say=lambda s: None)
 
 
 def describe(st: state.ClusterState) -> str:
@@ -311,32 +322,33 @@ def _live(runtime: Path | None) -> tuple[Path, state.ClusterState, cfg.ClusterCo
 def add_pod(node_index: int, runtime: Path | None = None) -> dict:
     """Start one more backend on a node and add it to the Service's Endpoints."""
     runtime, st, c = _live(runtime)
-    used = [p["index"][1] for p in st.pods if p["index"][0] == node_index]
-    k = max(used + [st.pod_serial.get(str(node_index), 0)]) + 1
-    if k > cfg.MAX_PODS_PER_NODE:
-        raise LocalClusterError(f"node-{node_index} has used all {cfg.MAX_PODS_PER_NODE} pod numbers; "
-                                "restart the cluster")
-    st.pod_serial[str(node_index)] = k
+    with state.change(runtime) as st:  # the number is reserved before the (slow) start
+        used = [p["index"][1] for p in st.pods if p["index"][0] == node_index]
+        k = max(used + [st.pod_serial.get(str(node_index), 0)]) + 1
+        if k > cfg.MAX_PODS_PER_NODE:
+            raise LocalClusterError(f"node-{node_index} has used all {cfg.MAX_PODS_PER_NODE} pod numbers; "
+                                    "restart the cluster")
+        st.pod_serial[str(node_index)] = k
     api = objects.api_client(st.kubeconfig)
     pod = workload.start_pod(runtime, c, api, node_index, k)
-    st.pods.append(pod)
-    state.save(runtime, st)
-    write_metrics_registry(runtime, st)
-    objects.set_endpoints(api, [pod_spec(c, p) for p in st.pods])
+    with state.change(runtime) as st:
+        st.pods.append(pod)
+        write_metrics_registry(runtime, st)
+        objects.set_endpoints(api, [pod_spec(c, p) for p in st.pods])
     return pod
 
 
 def remove_pod(name: str, runtime: Path | None = None) -> None:
     """Take a backend out of the Endpoints, then stop it (the order Kubernetes uses)."""
     runtime, st, c = _live(runtime)
-    pod = next((p for p in st.pods if p["name"] == name), None)
-    if pod is None:
-        raise LocalClusterError(f"no pod {name!r}; pods are {', '.join(p['name'] for p in st.pods)}")
-    st.pods.remove(pod)
-    state.save(runtime, st)
     api = objects.api_client(st.kubeconfig)
-    objects.set_endpoints(api, [pod_spec(c, p) for p in st.pods])
-    write_metrics_registry(runtime, st)
+    with state.change(runtime) as st:
+        pod = next((p for p in st.pods if p["name"] == name), None)
+        if pod is None:
+            raise LocalClusterError(f"no pod {name!r}; pods are {', '.join(p['name'] for p in st.pods)}")
+        st.pods.remove(pod)
+        objects.set_endpoints(api, [pod_spec(c, p) for p in st.pods])
+        write_metrics_registry(runtime, st)
     workload.stop_pod(runtime, api, pod)
 
 
@@ -369,9 +381,9 @@ def switch_proxy(kind: str, policy: str = "rap", runtime: Path | None = None) ->
     # must not leave Local (or Cluster) behind for the next one.
     if objects.traffic_policy(api) != wanted:
         objects.set_traffic_policy(api, wanted)
-    st.proxy = kind
-    st.config.update(proxy=kind, python_policy=policy)
-    state.save(runtime, st)
+    with state.change(runtime) as st:
+        st.proxy = kind
+        st.config.update(proxy=kind, python_policy=policy)
     for i in c.node_indexes():
         start_proxy(runtime, new, st, i, binary)
     _each_node(c, lambda i: wait_service(runtime, st, i))

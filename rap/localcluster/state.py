@@ -48,6 +48,12 @@ def load(runtime: Path) -> ClusterState | None:
 
 
 def save(runtime: Path, state: ClusterState) -> None:
+    """Write the whole state, under the state-file lock (see ``change``)."""
+    with _file_lock(runtime):
+        _write(runtime, state)
+
+
+def _write(runtime: Path, state: ClusterState) -> None:
     runtime.mkdir(parents=True, exist_ok=True)
     tmp = state_path(runtime).with_suffix(".tmp")
     tmp.write_text(json.dumps(asdict(state), indent=2))
@@ -66,3 +72,25 @@ def locked(runtime: Path) -> Iterator[None]:
                 f"another local-up or local-down is running on {runtime}; wait for it to finish"
             ) from None
         yield
+
+
+@contextmanager
+def _file_lock(runtime: Path) -> Iterator[None]:
+    # Blocking, unlike ``locked``: a change waits its turn for the few milliseconds another takes.
+    # Beside the runtime folder, so teardown's removal of the folder cannot drop it mid-change.
+    runtime.parent.mkdir(parents=True, exist_ok=True)
+    with open(runtime.parent / f".{runtime.name}.state.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+@contextmanager
+def change(runtime: Path) -> Iterator[ClusterState]:
+    """Read, change and write the state file as one step: two changers at once (a pod added while
+    another is removed) each see the other's write, so neither update is lost."""
+    with _file_lock(runtime):
+        st = load(runtime)
+        if st is None:
+            raise RuntimeError(f"no state file in {runtime}: no local cluster is up")
+        yield st
+        _write(runtime, st)

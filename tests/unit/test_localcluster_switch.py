@@ -3,6 +3,8 @@ internalTrafficPolicy is patched. Process and API calls are faked; no cluster.""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from pathlib import Path
 
 import pytest
@@ -99,13 +101,20 @@ class FakeCluster:
         monkeypatch.setattr(cluster, "_live", lambda runtime: (tmp_path, st, c))
         monkeypatch.setattr(cluster, "preflight", lambda new: {"kube-proxy": Path("/out/kp")})
         monkeypatch.setattr(procs, "recorded", lambda runtime: {f"proxy-{i}": 100 + i for i in (1, 2, 3)})
-        monkeypatch.setattr(procs, "terminate", lambda pids, timeout: ev(("terminate", sorted(pids))))
+        monkeypatch.setattr(procs, "terminate", lambda pids, timeout, expected=None: ev(("terminate", sorted(pids))))
         monkeypatch.setattr(procs, "stop", lambda runtime, name: ev(("stop", name)))
         monkeypatch.setattr(cluster, "cleanup_proxy", lambda kind, i: ev(("cleanup", kind, i)))
         monkeypatch.setattr(objects, "api_client", lambda path: "api")
         monkeypatch.setattr(objects, "traffic_policy", lambda api: self.policy)
         monkeypatch.setattr(objects, "set_traffic_policy", self._patch)
         monkeypatch.setattr(state, "save", lambda runtime, s: ev(("save", s.proxy)))
+
+        @contextmanager
+        def change(runtime):  # the state written on leaving, as save records it
+            yield st
+            ev(("save", st.proxy))
+
+        monkeypatch.setattr(state, "change", change)
         monkeypatch.setattr(cluster, "start_proxy",
                             lambda runtime, new, s, i, binary: ev(("start", new.proxy, i, str(binary))))
         monkeypatch.setattr(cluster, "wait_service", lambda runtime, s, i: ev(("wait", i)))
