@@ -12,8 +12,9 @@ locals {
   # network. Nothing from outside the cluster is in this list.
   internal_ranges = concat(values(local.subnet_cidrs), [var.pod_cidr])
 
-  node_tag = "${var.name_prefix}-node"
-  ssh_keys = "${var.ssh_user}:${trimspace(file(pathexpand(var.ssh_public_key_path)))}"
+  node_tag          = "${var.name_prefix}-node"
+  control_plane_tag = "${var.name_prefix}-control-plane"
+  ssh_keys          = "${var.ssh_user}:${trimspace(file(pathexpand(var.ssh_public_key_path)))}"
 }
 
 resource "google_compute_network" "cluster" {
@@ -43,17 +44,35 @@ resource "google_compute_firewall" "ssh" {
   }
 }
 
-resource "google_compute_firewall" "kubernetes_internal" {
-  name          = "${var.name_prefix}-allow-kubernetes-internal"
+# Only the API server is reachable on the control plane, and only from inside
+# the cluster. etcd (2379-2380), the controller-manager (10257) and the
+# scheduler (10259) get no rule at all: kubeadm's single control plane talks
+# to them over its own addresses, which a VPC firewall never filters, so no
+# other VM has a reason to reach them.
+resource "google_compute_firewall" "kubernetes_api" {
+  name          = "${var.name_prefix}-allow-kubernetes-api"
+  network       = google_compute_network.cluster.name
+  direction     = "INGRESS"
+  source_ranges = local.internal_ranges
+  target_tags   = [local.control_plane_tag]
+
+  allow {
+    protocol = "tcp"
+    ports    = ["6443"]
+  }
+}
+
+resource "google_compute_firewall" "kubernetes_nodes" {
+  name          = "${var.name_prefix}-allow-kubernetes-nodes"
   network       = google_compute_network.cluster.name
   direction     = "INGRESS"
   source_ranges = local.internal_ranges
   target_tags   = [local.node_tag]
 
-  # API server, etcd, kubelet, controller-manager and scheduler, NodePorts.
+  # The kubelet (the API server and metrics-server call it) and NodePorts.
   allow {
     protocol = "tcp"
-    ports    = ["6443", "2379-2380", "10250", "10257", "10259", "30000-32767"]
+    ports    = ["10250", "30000-32767"]
   }
 
   # flannel's VXLAN overlay, and UDP NodePorts.
@@ -72,7 +91,7 @@ resource "google_compute_instance" "control_plane" {
   name         = "${var.name_prefix}-cp"
   zone         = var.control_plane_zone
   machine_type = var.control_plane_machine_type
-  tags         = [local.node_tag]
+  tags         = [local.node_tag, local.control_plane_tag]
   labels       = merge(var.labels, { role = "control-plane" })
 
   # Lets a CNI without encapsulation (flannel host-gw) route pod addresses

@@ -100,9 +100,20 @@ variable "operator_cidr" {
   description = "The only source range allowed to reach the VMs over SSH: the operator's address, e.g. 203.0.113.7/32."
   type        = string
 
+  # A prefix of /0 in any spelling (0.0.0.0/0, 1.2.3.4/0, ::/0) is the whole
+  # internet, so the prefix length is tested, not the text.
   validation {
-    condition     = can(cidrhost(var.operator_cidr, 0)) && var.operator_cidr != "0.0.0.0/0"
-    error_message = "operator_cidr must be a valid CIDR such as 203.0.113.7/32, and not 0.0.0.0/0 (SSH open to the world)."
+    condition     = can(cidrhost(var.operator_cidr, 0)) && can(regex("/[0-9]+$", var.operator_cidr)) && try(tonumber(regex("/([0-9]+)$", var.operator_cidr)[0]) > 0, false)
+    error_message = "operator_cidr must be a valid CIDR naming the operator's own address, such as 203.0.113.7/32 (find yours with `curl -s ifconfig.me`), never 0.0.0.0/0 or any /0: that opens SSH to the whole internet."
+  }
+}
+
+# Wide but not world-open: allowed (an office or VPN range), yet worth a word,
+# since everyone in the range can try SSH on every node.
+check "operator_cidr_is_narrow" {
+  assert {
+    condition     = try(tonumber(regex("/([0-9]+)$", var.operator_cidr)[0]) >= 16, true)
+    error_message = "operator_cidr ${var.operator_cidr} is wider than /16: SSH is open to that whole range. Prefer your own address as a /32."
   }
 }
 
