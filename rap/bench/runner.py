@@ -101,6 +101,9 @@ def _scenario(target, s: Scenario, reps: int, policies: list[str], raw: IO, resu
               progress: Progress, first_rotation: int = 0) -> int:
     """All reps of one scenario; the rotation its last rep used."""
     rotation = first_rotation
+    check_delay = getattr(target, "check_delay", None)  # a target that applies RTTs checks them
+    if check_delay is not None:
+        check_delay(s)  # nothing is measured on a cluster whose delay is missing
     with target.overloaded(s, seconds=reps * len(policies) * (s.seconds_per_run() + 15) + 60):
         for rep in range(reps):
             rotation = first_rotation + rep

@@ -118,6 +118,18 @@ class LocalTarget(Switching):
             self.state = None
             self.current = None
 
+    def check_delay(self, scenario: Scenario) -> None:
+        """Before a scenario with RTTs measures: the delay is really there (else TargetError)."""
+        if not scenario.rtt_ms:
+            return
+        from rap.localcluster import cluster
+        from rap.localcluster.cluster import LocalClusterError
+
+        try:
+            cluster.check_delay()
+        except LocalClusterError as exc:
+            raise TargetError(f"{scenario.name}: {exc}") from None
+
     def _switch(self, policy: str) -> None:
         from rap.localcluster import cluster
 

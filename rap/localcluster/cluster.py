@@ -352,6 +352,20 @@ def remove_pod(name: str, runtime: Path | None = None) -> None:
     workload.stop_pod(runtime, api, pod)
 
 
+def check_delay(runtime: Path | None = None) -> dict[tuple[int, int], float]:
+    """Raise LocalClusterError unless every RTT the cluster was started with is really applied
+    (delayers alive, rules in place, connect times near the RTT); the measured connect times."""
+    from rap.localcluster.netdelay.check import verify
+
+    runtime, st, c = _live(runtime)
+    rtts = {tuple(int(n.split("-")[1]) for n in pair.split(":")): ms
+            for pair, ms in st.config.get("rtt_ms", {}).items()}
+    try:
+        return verify(rtts, delay_nodes(c.node_indexes()), RTT_PORT)
+    except netdelay.NetDelayError as exc:
+        raise LocalClusterError(f"the inter-node delay is not active: {exc}") from None
+
+
 def current(runtime: Path | None = None) -> state.ClusterState:
     return _live(runtime)[1]
 

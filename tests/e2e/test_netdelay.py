@@ -6,7 +6,7 @@ Builds three namespaces of its own (names ``rndt<pid>-n<i>``, links
 reachable from or routed to the root namespace), runs a TCP echo server in each
 and measures TCP connect time and a one-byte request/response round trip from
 the others: without delay, with configured RTTs, after the delayer is killed
-(fail open; fail closed with bypass off) and after everything is removed.
+(fail closed by default; fail open with bypass on) and after everything is removed.
 
 Needs root. Run: ``python3 -m pytest -m e2e tests/e2e/test_netdelay.py -s``
 (-s prints the measured figures).
@@ -274,7 +274,7 @@ def test_configured_rtt_is_measured(clean, binary):
     net = clean
     pids = nd.apply({(1, 2): 40.0, (2, 3): 10.0}, net.nodes, log_dir=net.tmp, binary=binary)
     assert set(pids) == {net.nodes[0].namespace, net.nodes[1].namespace, net.nodes[2].namespace}
-    assert "--queue-num 102" in net.rules(1) and "--queue-bypass" in net.rules(1)
+    assert "--queue-num 102" in net.rules(1) and "--queue-bypass" not in net.rules(1)  # fail closed
 
     s = summary(net.probe(1, net.nodes[1].ip))
     show("RTT 40 ms, node 1 -> node 2", s)
@@ -305,9 +305,9 @@ def test_configured_rtt_is_measured(clean, binary):
     assert s["connect_med"] < FAST_MS
 
 
-def test_killed_delayer_fails_open(clean, binary):
+def test_with_bypass_a_killed_delayer_fails_open(clean, binary):
     net = clean
-    pids = nd.apply({(1, 2): 40.0}, net.nodes, log_dir=net.tmp, binary=binary)
+    pids = nd.apply({(1, 2): 40.0}, net.nodes, log_dir=net.tmp, binary=binary, bypass=True)
     assert summary(net.probe(1, net.nodes[1].ip, n=3))["connect_med"] >= 36
     for pid in pids.values():
         os.kill(pid, signal.SIGKILL)
@@ -320,15 +320,17 @@ def test_killed_delayer_fails_open(clean, binary):
     assert s["connect_med"] < FAST_MS
 
 
-def test_without_bypass_a_dead_delayer_fails_closed(clean, binary):
+def test_by_default_a_killed_delayer_fails_closed(clean, binary):
     net = clean
-    pids = nd.apply({(1, 2): 40.0}, net.nodes, log_dir=net.tmp, binary=binary, bypass=False)
+    pids = nd.apply({(1, 2): 40.0}, net.nodes, log_dir=net.tmp, binary=binary)
     assert "--queue-bypass" not in net.rules(1)
     for pid in pids.values():
         os.kill(pid, signal.SIGKILL)
         nd.stop_delayer(pid)
-    res = net.probe(1, net.nodes[1].ip, n=1, timeout=1.0)
+    res = net.probe(1, net.nodes[1].ip, n=2, timeout=1.0)  # delayed pair: dropped, not fast
     assert res["errors"] and not res["connect_ms"], res
+    fast = summary(net.probe(1, net.nodes[2].ip, n=3))  # a pair with no delay is untouched
+    assert fast["connect_med"] < FAST_MS
 
 
 def test_sigterm_exits_cleanly_with_counts(clean, binary):

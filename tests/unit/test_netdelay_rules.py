@@ -52,7 +52,7 @@ def test_plan_errors(rtts, match):
 def test_iptables_ingress_fills_chain_before_jump():
     node = nodes()[0]
     rules = nd.plan({(1, 2): 40.0, (1, 3): 80.0}, nodes())[1]
-    cmds = [" ".join(c) for c in nd.iptables_install_cmds(node, rules)]
+    cmds = [" ".join(c) for c in nd.iptables_install_cmds(node, rules, bypass=True)]
     assert cmds == [
         "iptables -w -t mangle -N RAP-NETDELAY",
         "iptables -w -t mangle -A RAP-NETDELAY -s 10.213.0.12/32 -j NFQUEUE --queue-num 102 --queue-bypass",
@@ -66,17 +66,18 @@ def test_iptables_ingress_fills_chain_before_jump():
 def test_iptables_egress_matches_destination():
     node = nodes()[0]
     rules = nd.plan({(1, 2): 40.0}, nodes())[1]
-    cmds = [" ".join(c) for c in nd.iptables_install_cmds(node, rules, direction="egress")]
+    cmds = [" ".join(c) for c in nd.iptables_install_cmds(node, rules, direction="egress", bypass=True)]
     assert cmds[1] == "iptables -w -t mangle -A RAP-NETDELAY -d 10.213.0.12/32 -j NFQUEUE --queue-num 102 --queue-bypass"
     assert cmds[-1] == "iptables -w -t mangle -A POSTROUTING -o eth0 -j RAP-NETDELAY"
     with pytest.raises(nd.NetDelayError, match="direction 'sideways'"):
         nd.iptables_install_cmds(node, rules, direction="sideways")
 
 
-def test_iptables_fail_closed_has_no_bypass_and_other_dev():
+def test_iptables_fail_closed_by_default_has_no_bypass_and_other_dev():
     node = nd.NodeAddr(1, "n", "10.219.0.11", dev="veth7")
     rules = nd.plan({(1, 2): 4.0}, [node, nd.NodeAddr(2, "m", "10.219.0.12")])[1]
-    cmds = nd.iptables_install_cmds(node, rules, bypass=False)
+    cmds = nd.iptables_install_cmds(node, rules)
+    assert [c[-2:] for c in cmds if "NFQUEUE" in c] == [["--queue-num", "102"]]
     assert all("--queue-bypass" not in c for c in cmds)
     assert cmds[-1][-4:] == ["-i", "veth7", "-j", "RAP-NETDELAY"]
 

@@ -14,9 +14,12 @@ egress: a packet held on its sender's egress still counts against the sending
 socket's TCP Small Queues budget, which throttles a delayed stream to a few
 packets per RTT; ``direction="egress"`` exists to show it (docs/netdelay.md).
 
-Failure mode: fail open. The rules carry ``--queue-bypass``, so while no
-``netdelay`` is bound to a queue (not started yet, crashed, killed) packets pass
-undelayed; only packets held at the instant it dies are lost (TCP resends them).
+Failure mode: fail closed. The rules carry no ``--queue-bypass``, so while no
+``netdelay`` is bound to a queue (crashed, killed) the kernel drops the packets
+between the delayed nodes: a benchmark can never measure an undelayed run as a
+delayed one. Each delayer is bound before its rules exist and its rules are
+removed before it is stopped, so a healthy start or stop drops nothing.
+``bypass=True`` restores fail-open (packets pass undelayed).
 
 The API the cluster uses::
 

@@ -19,9 +19,9 @@
 // the due packets of every queue are released with one batch verdict per
 // queue, all in one write, and nothing is allocated per packet (nfq.go).
 //
-// Failure mode (fail open): the iptables rules that feed the queues are meant
-// to carry --queue-bypass, so while no netdelay process is bound to a queue the
-// kernel accepts its packets undelayed. Packets held at the moment the process
+// Failure mode (fail closed): the iptables rules that feed the queues carry no
+// --queue-bypass, so while no netdelay process is bound to a queue the kernel
+// drops its packets (the Python side can opt into --queue-bypass). Packets held at the moment the process
 // dies are dropped by the kernel (TCP retransmits them); on SIGTERM/SIGINT the
 // program accepts every held packet at once before it exits.
 //

@@ -75,7 +75,7 @@ def plan(rtts: Mapping[tuple[int, int], float], nodes: Sequence[NodeAddr]) -> di
 DIRECTIONS = ("ingress", "egress")
 
 
-def iptables_install_cmds(node: NodeAddr, rules: Sequence[QueueRule], bypass: bool = True,
+def iptables_install_cmds(node: NodeAddr, rules: Sequence[QueueRule], bypass: bool = False,
                           direction: str = "ingress") -> list[list[str]]:
     """iptables argv lists (run inside the node's namespace) that send inter-node packets to the queues.
 
@@ -88,7 +88,9 @@ def iptables_install_cmds(node: NodeAddr, rules: Sequence[QueueRule], bypass: bo
     1 MB/s at 10 ms); once it has crossed the veth pair it no longer does.
 
     Everything lives in the mangle chain RAP-NETDELAY; the chain is filled
-    before the jump to it is added.
+    before the jump to it is added. Without ``bypass`` (the default) the kernel
+    drops a queued packet while no delayer is bound to its queue: fail closed, so
+    a dead delayer shows as failed connections, never as a fast, undelayed run.
     """
     if direction not in DIRECTIONS:
         raise NetDelayError(f"direction {direction!r}: want one of {', '.join(DIRECTIONS)}")

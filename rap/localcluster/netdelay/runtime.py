@@ -40,7 +40,7 @@ def check_support() -> None:
                                 "which the user-space delay needs; `modprobe nfnetlink_queue` failed")
 
 
-def install_rules(node: NodeAddr, rules: Sequence[QueueRule], bypass: bool = True,
+def install_rules(node: NodeAddr, rules: Sequence[QueueRule], bypass: bool = False,
                   direction: str = "ingress") -> None:
     """Add the NFQUEUE rules in the node's namespace (replacing any left from before)."""
     remove_rules(node)
@@ -139,7 +139,7 @@ def find_delayers(namespace: str) -> list[int]:
 
 def apply(rtts: Mapping[tuple[int, int], float], nodes: Sequence[NodeAddr], *, log_dir: Path | str,
           binary: Path | str | None = None, env: Mapping[str, str] | None = None,
-          bypass: bool = True, direction: str = "ingress") -> dict[str, int]:
+          bypass: bool = False, direction: str = "ingress") -> dict[str, int]:
     """Delay every pair in ``rtts``: build, start one delayer per node that needs one, add the rules.
 
     Returns ``{namespace: pid}`` for the cluster's state file. Each delayer is
