@@ -70,8 +70,7 @@ def test_requests_move_away_when_local_pods_are_overloaded(rap_cluster):
         workload.set_cost(p["ip"], 60)
     stressor = _stress(local)
     try:
-        moved = wait_for(lambda: _share_off_node1(st) >= 0.8, 40, "connections to leave node-1")
-        assert moved
+        wait_for(lambda: _share_off_node1(st) >= 0.8, 40, "connections to leave node-1")
         samples = _load(st, concurrency=2, duration=4, max_requests=40)
         nodes = _nodes(samples)
         # node-2 is nearer (10 ms vs 30 ms) with equal resources: it scores best.
@@ -134,9 +133,8 @@ def test_metrics_source_stopped_falls_back_to_round_robin(rap_cluster):
     os.kill(pid, 9)
     try:
         # stale_after is 3 periods (3 s); then RAP is blind and round-robins over all 6 pods.
-        spread = wait_for(lambda: len(_nodes(_load(st, concurrency=2, duration=3, max_requests=30))) == 3,
-                           30, "round robin over every node")
-        assert spread
+        wait_for(lambda: len(_nodes(_load(st, concurrency=2, duration=3, max_requests=30))) == 3,
+                 30, "round robin over every node")
         samples = _load(st, concurrency=3, duration=4, max_requests=60)
         assert all(s.status == 200 for s in samples)
         assert len(_nodes(samples)) == 3
@@ -193,15 +191,94 @@ def test_inter_node_rtt_is_what_was_asked(rap_cluster):
     assert 27.0 <= to_node3 <= 30 + 15, to_node3
 
 
-def test_local_down_leaves_nothing(rap_cluster):
+def test_a_killed_delayer_drops_delayed_traffic_and_the_bench_refuses(rap_cluster):
+    """Fail closed: node-1 to node-3 (30 ms) stops answering instead of going fast, and the
+    benchmark's check refuses to measure. Leaves node-3 without its delayer: runs just before local-down."""
+    from rap.bench.scenarios import SCENARIOS
+    from rap.bench.target import LocalTarget, TargetError
+    from rap.localcluster import netdelay
+    from rap.localcluster.netdelay import check
+
     runtime, _ = rap_cluster
+    measured = cluster.check_delay(runtime)
+    assert set(measured) == {(1, 2), (1, 3), (2, 3)} and measured[(1, 3)] >= 0.7 * 30
+    [pid] = netdelay.find_delayers(config.node_netns(3))
+    os.kill(pid, 9)
+    wait_for(lambda: not procs.alive(pid), 10, "the delayer to die")
+    with pytest.raises(netdelay.NetDelayError, match="failed"):
+        check.connect_ms(NODE1, config.node_ip(3), cluster.RTT_PORT, timeout=1.0)
+    assert check.connect_ms(NODE1, config.node_ip(2), cluster.RTT_PORT) >= 0.7 * 10  # the others still delayed
+    with pytest.raises(cluster.LocalClusterError, match="no netdelay process runs in rap-node-3"):
+        cluster.check_delay(runtime)
+    target = LocalTarget()
+    with pytest.raises(TargetError, match="the inter-node delay is not active"):
+        target.check_delay(SCENARIOS["geo"])
+
+
+def _root_view() -> dict[str, str]:
+    def out(*cmd):
+        return subprocess.run(list(cmd), capture_output=True, text=True, check=True).stdout
+
+    return {"links": out("ip", "-o", "link"), "routes": out("ip", "route", "show"),
+            "netns": out("ip", "netns", "list")}
+
+
+def _node_rules(i: int) -> str:
+    return subprocess.run(["ip", "netns", "exec", config.node_netns(i), "iptables-save"],
+                          capture_output=True, text=True, check=True).stdout
+
+
+def test_local_down_leaves_nothing(rap_cluster):
+    runtime, st = rap_cluster
+    before = _root_view()
+    # What local-down must remove is there: so its absence afterwards means something.
+    assert " rap0:" in before["links"] and "rapn1" in before["links"], before["links"]
+    assert [r for r in before["routes"].splitlines() if r.startswith("10.214.1.0/24")], before["routes"]
+    for i in (1, 2, 3):
+        assert config.node_netns(i) in before["netns"]
+        rules = _node_rules(i)
+        assert "-j RAP-NETDELAY" in rules and "KUBE-PORTALS" in rules, (i, rules[:400])  # delay, proxy
+    assert procs.marked(runtime)
     cluster.down(runtime)
-    assert netns.existing_namespaces() == []
-    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
-    assert " rap0" not in links and "rapn" not in links
+    after = _root_view()
+    assert netns.existing_namespaces() == [] and "rap-" not in after["netns"]
+    assert " rap0" not in after["links"] and "rapn" not in after["links"]
+    assert [r for r in after["routes"].splitlines() if r.startswith("10.214.") or "rap0" in r] == []
     assert procs.marked(runtime) == []
-    rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
-    assert "rap-local" not in rules and "RAP-" not in rules
+    from rap.localcluster import cgroups
+
+    assert not cgroups.group(workload.CGROUP_PARENT).exists()
+    assert not runtime.exists()
+
+
+def test_a_failed_up_leaves_nothing_even_when_keeping_its_logs_fails(rap_cluster, monkeypatch):
+    """After the shared cluster is gone: a start that fails after the network, etcd and the API
+    server are up, with the log copy failing too, still removes every part."""
+    from rap.localcluster import steps
+
+    runtime, _ = rap_cluster
+    assert not runtime.exists()
+
+    def fails(ctx):
+        from rap.localcluster import cgroups, netdelay
+
+        # something of every kind to roll back
+        assert procs.marked(ctx.runtime) and netns.existing_namespaces()
+        assert netdelay.find_delayers(config.node_netns(1)) and cgroups.group(workload.CGROUP_PARENT).exists()
+        raise RuntimeError("injected failure after the control plane")
+
+    def no_copy(runtime):
+        raise OSError("injected: the log copy failed")
+
+    # certificates, network, control plane, nodes (cgroups, node agents, delayers): then the failure
+    monkeypatch.setattr(steps, "ACTIONS", steps.ACTIONS[:4] + (steps.Action(lambda ctx: "fail", fails),))
+    monkeypatch.setattr(cluster, "_keep_logs", no_copy)
+    with pytest.raises(cluster.LocalClusterError, match="rolled back: injected failure"):
+        cluster.up(config.ClusterConfig(nodes=2, proxy="rap", rtt_ms={(1, 2): 10.0}), runtime)
+    view = _root_view()
+    assert netns.existing_namespaces() == [] and " rap0" not in view["links"] and "rapn" not in view["links"]
+    assert [r for r in view["routes"].splitlines() if r.startswith("10.214.")] == []
+    assert procs.marked(runtime) == []
     from rap.localcluster import cgroups
 
     assert not cgroups.group(workload.CGROUP_PARENT).exists()
