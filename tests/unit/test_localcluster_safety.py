@@ -43,6 +43,7 @@ def test_the_start_time_is_field_22_and_differs_between_processes(child):
 def test_a_reused_pid_is_never_signalled_by_stop(tmp_path, child):
     _record(tmp_path, "proxy-1", child.pid, procs.start_time(child.pid) + 1)  # "an earlier process"
     procs.stop(tmp_path, "proxy-1", timeout=0.2)
+    time.sleep(0.3)  # a signal, had one been sent, has had its effect
     assert child.poll() is None, "a pid whose start time differs from the recorded one was signalled"
     assert not (tmp_path / "pids" / "proxy-1.pid").exists()
 
@@ -50,6 +51,7 @@ def test_a_reused_pid_is_never_signalled_by_stop(tmp_path, child):
 def test_a_reused_pid_is_never_signalled_by_stop_all(tmp_path, child):
     _record(tmp_path, "proxy-1", child.pid, procs.start_time(child.pid) + 1)
     assert procs.stop_all(tmp_path, timeout=0.2) == []
+    time.sleep(0.3)
     assert child.poll() is None
 
 
@@ -63,6 +65,7 @@ def test_an_old_pid_file_without_start_time_stops_only_a_marked_process(tmp_path
     (tmp_path / "pids").mkdir()
     (tmp_path / "pids" / "a.pid").write_text(str(child.pid))  # unmarked: not ours
     procs.stop(tmp_path, "a", timeout=0.2)
+    time.sleep(0.3)
     assert child.poll() is None
     pid = procs.start(tmp_path, "b", [sys.executable, "-c", "import time; time.sleep(60)"])
     (tmp_path / "pids" / "b.pid").write_text(str(pid))  # marked, so ours
@@ -72,6 +75,7 @@ def test_an_old_pid_file_without_start_time_stops_only_a_marked_process(tmp_path
 
 def test_terminate_leaves_a_pid_whose_start_time_changed_alone(child):
     procs.terminate([child.pid], 0.2, expected={child.pid: procs.start_time(child.pid) - 1})
+    time.sleep(0.3)
     assert child.poll() is None
 
 
