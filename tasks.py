@@ -181,6 +181,15 @@ def test_proxy(c, k8s_src=None, verbose=False, run=None, upstream_only=False):
     _run(gotest.test_proxy, k8s_src, verbose=verbose, run=run, project_tests=not upstream_only)
 
 
+@task(name="fuzz-proxy", help={"fuzztime": "go's -fuzztime per target, e.g. 30s, 5m or 100000x (default 10s)",
+                                 "target": "one of rap.build.gotest.FUZZ_TARGETS (default: each in turn)"})
+def fuzz_proxy(c, fuzztime="10s", target=None):
+    """go test -fuzz on rap.go's metrics parsing and endpoint building, in test-proxy's swapped tree."""
+    from rap.build import gotest
+
+    _run(gotest.fuzz_proxy, (target,) if target else gotest.FUZZ_TARGETS, fuzztime)
+
+
 @task(
     name="test-differential",
     help={

@@ -254,6 +254,44 @@ func rapRTTPortFromEnv(getenv func(string) string) (int, error) {
 
 var rapConfiguredOnce sync.Once
 
+// rapReminder repeats the newest configuration error every period from one
+// goroutine for the whole process: kube-proxy makes one balancer, but every
+// balancer made with a bad configuration once started its own ticker and
+// goroutine, never stopped (hundreds in the tests).
+type rapReminder struct {
+	period time.Duration
+	stop   chan struct{} // closed by tests; nil in kube-proxy, which never stops it
+	once   sync.Once
+	mu     sync.Mutex
+	err    error
+	msg    string
+}
+
+var rapConfigReminder = &rapReminder{period: 10 * time.Minute}
+
+func (r *rapReminder) remind(err error, msg string) {
+	r.mu.Lock()
+	r.err, r.msg = err, msg
+	r.mu.Unlock()
+	r.once.Do(func() { go r.loop() })
+}
+
+func (r *rapReminder) loop() {
+	ticker := time.NewTicker(r.period)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-ticker.C:
+		}
+		r.mu.Lock()
+		err, msg := r.err, r.msg
+		r.mu.Unlock()
+		klog.ErrorS(err, msg)
+	}
+}
+
 func newRAPFromEnv(getenv func(string) string) *rapBalancer {
 	cfg, err := rapConfigFromEnv(getenv)
 	rb := newRAPBalancer(cfg, localNodeName(getenv))
@@ -262,11 +300,7 @@ func newRAPFromEnv(getenv func(string) string) *rapBalancer {
 		rb.cfg = defaultRAPConfig()
 		msg := "RAP: invalid configuration; RAP is DISABLED and this kube-proxy balances as stock round robin until the variable is fixed and kube-proxy restarted"
 		klog.ErrorS(err, msg)
-		go func() {
-			for range time.Tick(10 * time.Minute) {
-				klog.ErrorS(err, msg)
-			}
-		}()
+		rapConfigReminder.remind(err, msg)
 		return rb
 	}
 	// kube-proxy makes one balancer; tests make hundreds: say it once.

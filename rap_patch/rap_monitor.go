@@ -28,7 +28,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,13 +45,23 @@ import (
 	"k8s.io/klog/v2"
 )
 
-// monitorWanted: a kubeconfig is given, or we run in a cluster and the
-// monitor is not switched off. Never true in upstream's unit tests.
+// monitorWanted: the monitor starts only when RAP is configured on purpose,
+// never merely because the process runs in some pod (upstream's tests on a
+// CI inside Kubernetes see KUBERNETES_SERVICE_HOST too). A kubeconfig, or
+// RAP_ENABLE_MONITOR=true, or RAP_NODE_NAME (the DaemonSet always sets it
+// from spec.nodeName) turns it on; RAP_ENABLE_MONITOR=false turns the last
+// off. A RAP_KUBECONFIG is never ignored.
 func monitorWanted(getenv func(string) string) bool {
 	if getenv("RAP_KUBECONFIG") != "" {
 		return true
 	}
-	return getenv("KUBERNETES_SERVICE_HOST") != "" && !strings.EqualFold(strings.TrimSpace(getenv("RAP_ENABLE_MONITOR")), "false")
+	switch strings.ToLower(strings.TrimSpace(getenv("RAP_ENABLE_MONITOR"))) {
+	case "true":
+		return true
+	case "false":
+		return false
+	}
+	return strings.TrimSpace(getenv("RAP_NODE_NAME")) != ""
 }
 
 // startRAPMonitorIfWanted starts the monitor of an enabled balancer when one
@@ -141,13 +153,28 @@ func (m *rapMonitor) run(ctx context.Context) {
 	ticker := time.NewTicker(period)
 	defer ticker.Stop()
 	for {
-		m.refresh(ctx)
+		m.safeRefresh(ctx)
 		select {
 		case <-ctx.Done():
 			return
 		case <-ticker.C:
 		}
 	}
+}
+
+// safeRefresh is refresh with a panic contained: a bug in measuring must not
+// take kube-proxy down. The snapshot is emptied, so the decision is blind
+// (round robin) until a later round succeeds.
+func (m *rapMonitor) safeRefresh(ctx context.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			m.rb.setSnapshot(nil)
+			m.metricsOK = nil // the next good round logs that metrics are back
+			klog.ErrorS(fmt.Errorf("panic: %v", r), "RAP: the resource monitor panicked; balancing as round robin, retrying next period",
+				"stack", string(debug.Stack()))
+		}
+	}()
+	m.refresh(ctx)
 }
 
 // refresh takes one round of measurements and swaps in a new snapshot. It
@@ -433,15 +460,23 @@ func containersCapacity(p *v1.Pod, name v1.ResourceName, milli bool) float64 {
 	return total
 }
 
+// quantity reads a resource as a number (milli-units when milli). Not
+// MilliValue or Value: their int64 wraps past 2^63 (cpu "8Ei" read as -1000
+// milli-CPU, found by FuzzRAPQuantity). A negative or non-finite value is no
+// measurement and reads as 0, unknown, like a missing one.
 func quantity(list v1.ResourceList, name v1.ResourceName, milli bool) float64 {
 	q, ok := list[name]
 	if !ok {
 		return 0
 	}
+	v := q.AsApproximateFloat64()
 	if milli {
-		return float64(q.MilliValue())
+		v *= 1000
 	}
-	return float64(q.Value())
+	if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+		return 0
+	}
+	return v
 }
 
 // nodeUsageByName: a node's CPU and memory use as fractions of allocatable.
@@ -516,6 +551,13 @@ func (m *rapMonitor) measureRTTs(ctx context.Context, nodes []v1.Node) map[strin
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
+			// A panic here is off the monitor goroutine, where safeRefresh
+			// cannot catch it: it costs this node's sample only.
+			defer func() {
+				if r := recover(); r != nil {
+					klog.ErrorS(fmt.Errorf("panic: %v", r), "RAP: an RTT probe panicked; no sample this round", "node", name)
+				}
+			}()
 			rtt, ok := m.probeRTT(ctx, name, addr)
 			results <- result{name, rtt, ok}
 		}(n.Name, net.JoinHostPort(ip, strconv.Itoa(m.rttPort)))

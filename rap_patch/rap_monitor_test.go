@@ -48,8 +48,17 @@ func TestRAPMonitorWanted(t *testing.T) {
 	}{
 		{nil, false},
 		{map[string]string{"RAP_KUBECONFIG": "/etc/k"}, true},
-		{map[string]string{"KUBERNETES_SERVICE_HOST": "10.96.0.1"}, true},
-		{map[string]string{"KUBERNETES_SERVICE_HOST": "10.96.0.1", "RAP_ENABLE_MONITOR": "false"}, false},
+		// Merely running in a pod (a CI inside Kubernetes running upstream's tests) is not enough.
+		{map[string]string{"KUBERNETES_SERVICE_HOST": "10.96.0.1"}, false},
+		{map[string]string{"KUBERNETES_SERVICE_HOST": "10.96.0.1", "RAP_MODE": "adaptive"}, false},
+		// The DaemonSet (rap/deploy/spec.py rap_env) always sets RAP_NODE_NAME.
+		{map[string]string{"KUBERNETES_SERVICE_HOST": "10.96.0.1", "RAP_NODE_NAME": "node-a"}, true},
+		{map[string]string{"KUBERNETES_SERVICE_HOST": "10.96.0.1", "RAP_NODE_NAME": "node-a", "RAP_ENABLE_MONITOR": "false"}, false},
+		{map[string]string{"KUBERNETES_SERVICE_HOST": "10.96.0.1", "RAP_ENABLE_MONITOR": "true"}, true},
+		{map[string]string{"KUBERNETES_SERVICE_HOST": "10.96.0.1", "RAP_ENABLE_MONITOR": " TRUE "}, true},
+		{map[string]string{"RAP_NODE_NAME": "  "}, false},
+		// The local cluster (rap/localcluster/cluster.py proxy_env) sets both.
+		{map[string]string{"RAP_KUBECONFIG": "/etc/k", "RAP_NODE_NAME": "node-a"}, true},
 		{map[string]string{"RAP_KUBECONFIG": "/etc/k", "RAP_ENABLE_MONITOR": "false"}, true},
 	} {
 		env := tc.env

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from rap import paths
 from rap.build import BuildError, status
-from rap.build.overlay import added_files, project_test_files, rap_go_path, write_overlay
+from rap.build.overlay import (added_files, patch_map, project_test_files, rap_go_path, write_overlay,
+                               write_replace_overlay)
 from rap.build.source import REPLACED_FILES, SWAPPED_FILE, USERSPACE_PKG, prepare_tree
 from rap.build.toolchain import run_go
 
@@ -56,6 +57,45 @@ def test_proxy(k8s_src: Path | str | None = None, rap_go: Path | str | None = No
     status.say(f"tests passed in {time.monotonic() - started:.0f}s")
 
 
+FUZZ_TARGETS = ("FuzzRAPQuantity", "FuzzRAPMetrics", "FuzzRAPEndpoints")
+
+
+def fuzz_proxy(targets: tuple[str, ...] | list[str] = FUZZ_TARGETS, fuzztime: str = "10s",
+               k8s_src: Path | str | None = None) -> None:
+    """go test -fuzz on each of rap_patch/rap_fuzz_test.go's targets, on test_proxy's swapped package.
+
+    go fuzzes only packages of the main module, and the build module only
+    requires k8s.io/kubernetes (whose downloaded copy cannot be a main module:
+    the module zip has no staging/), so the overlay mirrors the swapped
+    package into the build module as fuzz/userspace, files unchanged. One
+    target per run (go fuzzes one at a time); no -race (test_proxy's job).
+    A failing input lands in fuzz/userspace/testdata/fuzz/<target>/ of the
+    build dir, which go's message names.
+    """
+    unknown = [t for t in targets if t not in FUZZ_TARGETS]
+    if unknown:
+        raise BuildError(f"unknown fuzz target(s) {', '.join(unknown)}: choose from {', '.join(FUZZ_TARGETS)}")
+    tree = prepare_tree(k8s_src)
+    pkg_dir = tree.build_dir / "fuzz" / "userspace"
+    pkg_dir.mkdir(parents=True, exist_ok=True)
+    overlay = write_replace_overlay(tree, "fuzz", fuzz_map(tree, pkg_dir))
+    env = {**tree.env, "RAP_VECTORS_DIR": str(paths.VECTORS_DIR), "RAP_REPO": str(paths.REPO)}
+    for target in targets:
+        status.say(f"fuzz: {target} for {fuzztime}")
+        run_go(["test", "-mod=mod", "-buildvcs=false", "-overlay", str(overlay), "-run", "^$",
+                "-fuzz", f"^{target}$", "-fuzztime", fuzztime, "./fuzz/userspace"],
+               tree.build_dir, env, f"go test -fuzz {target}")
+
+
+def fuzz_map(tree, pkg_dir: Path) -> dict[str, str]:
+    """The swapped package (upstream's non-test files, then the patch over them) re-rooted at pkg_dir."""
+    out = {str(pkg_dir / f.name): str(f) for f in sorted(tree.userspace_dir.glob("*.go"))
+           if not f.name.endswith("_test.go")}
+    patch = patch_map(tree.userspace_dir, rap_go_path(None), project_test_files())
+    out.update({str(pkg_dir / Path(dest).name): src for dest, src in patch.items()})
+    return {dest: src for dest, src in out.items() if src}
+
+
 def replaced_note(rap_file: Path) -> str:
     """The upstream files the patch beside rap_file replaces under their own names, for the log."""
     names = [p.name for p in added_files(rap_file) if p.name in REPLACED_FILES]
@@ -89,3 +129,5 @@ def race_env(env: dict[str, str]) -> dict[str, str]:
 # Not pytest tests, whatever their names say.
 test_proxy.__test__ = False
 test_args.__test__ = False
+fuzz_proxy.__test__ = False
+fuzz_map.__test__ = False
