@@ -102,11 +102,22 @@ def kubeconfig_mount(ds: Mapping, configmap: Mapping) -> str | None:
     return None
 
 
-CONTAINER_FIELDS = ("image", "command", "args", "env")
+CONTAINER_FIELDS = ("image", "command", "args", "env", "readinessProbe")
+
+# kube-proxy's --healthz-bind-address default (KubeProxyConfiguration
+# healthzBindAddress, which kubeadm leaves at 0.0.0.0:10256). The pod runs
+# on the host network, so the kubelet probes the node's own port.
+HEALTHZ_PORT = 10256
+
+
+def readiness_probe() -> dict:
+    """Ready only once kube-proxy answers /healthz, so a rollout waits for a RAP that is up."""
+    return {"httpGet": {"path": "/healthz", "port": HEALTHZ_PORT, "scheme": "HTTP"},
+            "initialDelaySeconds": 2, "periodSeconds": 5, "timeoutSeconds": 2, "failureThreshold": 3}
 
 
 def container_state(ds: Mapping) -> dict:
-    """What deploy may change in the container: image, command, args, env (None = absent)."""
+    """What deploy may change in the container: image, command, args, env, readiness probe (None = absent)."""
     c = find_container(ds)
     out = {"container": c.get("name")}
     for f in CONTAINER_FIELDS:
@@ -131,12 +142,13 @@ def deployed_daemonset(ds: Mapping, opts: DeployOptions, env: list[dict], when: 
     c = find_container(out)
     c["image"] = opts.image
     c["env"] = merge_env(c.get("env"), env)
+    c["readinessProbe"] = readiness_probe()
     _set_restarted(out, when)
     return out
 
 
 def restored_daemonset(ds: Mapping, state: Mapping, when: str) -> dict:
-    """The DaemonSet with the recorded image, command, args and env put back exactly."""
+    """The DaemonSet with the recorded image, command, args, env and probe put back exactly."""
     out = copy.deepcopy(dict(ds))
     c = find_container(out)
     for f in CONTAINER_FIELDS:
@@ -255,8 +267,10 @@ def cluster_role() -> dict:
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
         "metadata": {"name": RBAC_NAME, "labels": dict(MANAGED_BY)},
         "rules": [
-            {"apiGroups": [""], "resources": ["pods", "nodes"], "verbs": ["get", "list"]},
-            {"apiGroups": ["metrics.k8s.io"], "resources": ["pods", "nodes"], "verbs": ["get", "list"]},
+            # rap_monitor.go only lists: Nodes, Pods (all namespaces) and the
+            # metrics.k8s.io pods and nodes collections; it never gets one object.
+            {"apiGroups": [""], "resources": ["pods", "nodes"], "verbs": ["list"]},
+            {"apiGroups": ["metrics.k8s.io"], "resources": ["pods", "nodes"], "verbs": ["list"]},
         ],
     }
 

@@ -283,7 +283,7 @@ def snapshot(api) -> dict:
     ds = raw(apps.read_namespaced_daemon_set, "kube-proxy", NS)
     container = ds["spec"]["template"]["spec"]["containers"][0]
     return {
-        "container": {f: container.get(f) for f in ("image", "command", "args", "env", "volumeMounts")},
+        "container": {f: container.get(f) for f in ("image", "command", "args", "env", "volumeMounts", "readinessProbe")},
         "pod_spec": {k: v for k, v in ds["spec"]["template"]["spec"].items() if k != "containers"},
         "annotations": ds["spec"]["template"]["metadata"].get("annotations") or {},
         "configmap": raw(core.read_namespaced_config_map, "kube-proxy", NS)["data"],
@@ -354,11 +354,12 @@ def test_deploy_then_rollback_through_invoke(kubeadm, apiserver):
     assert record["daemonset"]["env"] == before["container"]["env"]
     assert record["configmap"]["config.conf"] == KUBE_PROXY_CONFIG
     # what RAP's monitor reads, as the kube-proxy ServiceAccount, is now allowed by the API server
-    for verb in ("get", "list"):
-        for resource in ("pods", "nodes"):
-            assert kube_proxy_may(api, verb, resource)
-            assert kube_proxy_may(api, verb, resource, "metrics.k8s.io")
+    for resource in ("pods", "nodes"):  # the monitor lists; it never gets one object
+        assert kube_proxy_may(api, "list", resource)
+        assert kube_proxy_may(api, "list", resource, "metrics.k8s.io")
+        assert not kube_proxy_may(api, "get", resource, "metrics.k8s.io")
     assert not kube_proxy_may(api, "delete", "pods")
+    assert after["container"]["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": 10256, "scheme": "HTTP"}
 
     with FakeNodes(api):
         out = invoke("rollback", "--kubeconfig", apiserver, "--timeout", "60")
@@ -463,3 +464,71 @@ def test_clear_errors_and_nothing_left_behind(kubeadm, apiserver):
 
     with pytest.raises(rap_deploy.DeployError, match="nothing to roll back"):
         rap_deploy.rollback(apiserver, 5, say=quiet)
+
+
+# ---------------------------------------------------------------------------
+# RAP's ClusterRole, by behaviour: the API server's RBAC authorizer decides.
+
+PROBE_USER = "rap-role-probe"  # bound to RAP's role and nothing else
+
+
+def _as_probe(api, method: str, path: str, body=None) -> int:
+    """The HTTP status the API server gives PROBE_USER (impersonated by the admin)."""
+    content_type = "application/merge-patch+json" if method == "PATCH" else "application/json"
+    try:
+        resp = api.call_api(method, api.configuration.host + path, body=body,
+                            header_params={"Impersonate-User": PROBE_USER, "Content-Type": content_type,
+                                           "Accept": "application/json"})
+    except ApiException as exc:
+        return exc.status
+    return resp.status
+
+
+@pytest.fixture
+def probe_binding(api):
+    rbac = k8s.RbacAuthorizationV1Api(api)
+    role = spec.cluster_role()
+    binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+               "metadata": {"name": PROBE_USER},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                           "name": role["metadata"]["name"]},
+               "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": PROBE_USER}]}
+    _delete(rbac.delete_cluster_role_binding, PROBE_USER)
+    _delete(rbac.delete_cluster_role, role["metadata"]["name"])
+    rbac.create_cluster_role(role)
+    rbac.create_cluster_role_binding(binding)
+    deadline = time.monotonic() + 20  # the authorizer's informer sees the binding a moment later
+    while _as_probe(api, "GET", "/api/v1/nodes") == 403 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    yield
+    _delete(rbac.delete_cluster_role_binding, PROBE_USER)
+    _delete(rbac.delete_cluster_role, role["metadata"]["name"])
+
+
+# Exactly the requests rap_patch/rap_monitor.go makes.
+MONITOR_REQUESTS = ["/api/v1/nodes", "/api/v1/pods?fieldSelector=status.phase=Running",
+                    "/apis/metrics.k8s.io/v1beta1/pods", "/apis/metrics.k8s.io/v1beta1/nodes"]
+
+
+def test_rap_role_allows_the_monitor_and_nothing_else(api, probe_binding):
+    for path in MONITOR_REQUESTS:
+        # No metrics API is served here: a 404 after authorization still means allowed.
+        assert _as_probe(api, "GET", path) in (200, 404, 503), f"the monitor's GET {path} is refused"
+    refused = [
+        ("GET", f"/api/v1/namespaces/{NS}/secrets", None),
+        ("GET", f"/api/v1/namespaces/{NS}/secrets/anything", None),
+        ("POST", f"/api/v1/namespaces/{NS}/configmaps", {"metadata": {"name": "rap-probe"}}),
+        ("PATCH", "/api/v1/nodes/anything", {"metadata": {"labels": {"x": "y"}}}),
+        ("DELETE", f"/api/v1/namespaces/{NS}/pods/anything", None),
+        ("GET", "/api/v1/nodes/anything", None),  # the monitor only lists
+        ("GET", "/apis/apps/v1/daemonsets", None),
+    ]
+    for method, path, body in refused:
+        assert _as_probe(api, method, path, body) == 403, f"RAP's role lets {method} {path} through"
+
+
+def test_without_the_binding_the_monitor_is_refused(api):
+    # The probe user's 200s above come from RAP's role, not from some default grant.
+    _delete(k8s.RbacAuthorizationV1Api(api).delete_cluster_role_binding, PROBE_USER)
+    for path in MONITOR_REQUESTS[:2]:
+        assert _as_probe(api, "GET", path) == 403

@@ -142,7 +142,7 @@ def test_the_kubeconfig_is_found_where_the_container_mounts_the_configmap():
 
 # ---- the DaemonSet ----
 
-def test_deployed_daemonset_changes_only_image_env_and_the_restart_stamp():
+def test_deployed_daemonset_changes_only_image_env_probe_and_the_restart_stamp():
     before = daemonset()
     opts = parse_options("rap:v1")
     env = spec.rap_env(opts)
@@ -153,9 +153,11 @@ def test_deployed_daemonset_changes_only_image_env_and_the_restart_stamp():
     assert c["env"] == daemonset()["spec"]["template"]["spec"]["containers"][0]["env"] + env
     assert after["spec"]["template"]["metadata"]["annotations"] == {spec.RESTARTED_AT: "2024-01-01T00:00:00Z"}
     assert after["spec"]["template"]["metadata"]["labels"] == {"k8s-app": "kube-proxy"}
-    # everything but image, env and the annotation is as it was
+    assert c["readinessProbe"] == spec.readiness_probe()
+    # everything but image, env, the probe and the annotation is as it was
     strip = copy.deepcopy(after)
     sc = strip["spec"]["template"]["spec"]["containers"][0]
+    del sc["readinessProbe"]
     sc["image"], sc["env"] = before["spec"]["template"]["spec"]["containers"][0]["image"], \
         before["spec"]["template"]["spec"]["containers"][0]["env"]
     del strip["spec"]["template"]["metadata"]["annotations"]
@@ -244,11 +246,11 @@ def test_an_unreadable_record_is_a_clear_error(data):
 
 # ---- RBAC and rollout progress ----
 
-def test_rbac_grants_the_monitor_exactly_what_it_reads():
+# What the role allows is proven by behaviour against a real kube-apiserver
+# (tests/e2e/test_deploy.py::test_rap_role_allows_the_monitor_and_nothing_else);
+# here only that the binding gives it to kube-proxy's ServiceAccount.
+def test_rbac_binds_the_monitor_role_to_kube_proxy():
     role, binding = spec.cluster_role(), spec.cluster_role_binding()
-    assert role["rules"] == [
-        {"apiGroups": [""], "resources": ["pods", "nodes"], "verbs": ["get", "list"]},
-        {"apiGroups": ["metrics.k8s.io"], "resources": ["pods", "nodes"], "verbs": ["get", "list"]}]
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "kube-proxy", "namespace": "kube-system"}]
 
@@ -326,3 +328,14 @@ def test_tasks_report_errors_in_one_line(tmp_path):
     for task in ("deploy", "rollback"):
         help_text = run("--help", task).stdout
         assert "--kubeconfig" in help_text and "--timeout" in help_text
+
+
+def test_deployed_kube_proxy_is_ready_only_when_its_healthz_answers():
+    ds = {"spec": {"template": {"spec": {"containers": [{"name": "kube-proxy", "image": "stock"}]}}}}
+    opts = parse_options("rap:1")
+    out = spec.deployed_daemonset(ds, opts, [], "2026-01-01T00:00:00Z")
+    probe = spec.find_container(out)["readinessProbe"]
+    assert probe["httpGet"] == {"path": "/healthz", "port": 10256, "scheme": "HTTP"}
+    # Rollback takes the probe away again: stock kube-proxy had none.
+    back = spec.restored_daemonset(out, spec.container_state(ds), "2026-01-01T00:00:01Z")
+    assert "readinessProbe" not in spec.find_container(back)
