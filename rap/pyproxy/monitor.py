@@ -14,6 +14,7 @@ JSON so they are tested without a cluster.
 from __future__ import annotations
 
 import logging
+import math
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -32,9 +33,11 @@ API_TIMEOUT_S = 10
 def _quantity(resources: Mapping[str, Any] | None, name: str) -> float:
     """A resource from a ResourceList, 0 when absent or unreadable (unknown is never overloaded)."""
     try:
-        return parse_quantity((resources or {}).get(name, 0))
+        value = parse_quantity((resources or {}).get(name, 0))
     except QuantityError:
         return 0.0
+    # A negative or non-finite reading would make an endpoint look emptier than idle: unknown, as in rap.go.
+    return value if math.isfinite(value) and value >= 0 else 0.0
 
 
 def _pod_capacity(pod: Mapping[str, Any], name: str) -> float:

@@ -473,3 +473,11 @@ def test_relay_releases_the_last_failed_dial():
         return answer, active
 
     assert asyncio.run(scenario()) == ("", [0, 0])
+
+
+def test_monitor_reads_a_negative_quantity_as_unknown_as_rap_go_does():
+    from rap.pyproxy.monitor import _quantity
+
+    assert _quantity({"cpu": "-500m", "memory": "-1Gi"}, "cpu") == 0.0
+    assert _quantity({"cpu": "-500m", "memory": "-1Gi"}, "memory") == 0.0
+    assert _quantity({"cpu": "250m"}, "cpu") == 0.25
