@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -127,6 +128,7 @@ class Field:
         lo, hi = self.min, self.max
         ok = ((lo is None or (value > lo if self.min_open else value >= lo)) and
               (hi is None or (value < hi if self.max_open else value <= hi)))
+        ok = ok and (isinstance(value, int) or math.isfinite(value))  # an unbounded range would let inf through
         if self.type == "integer":
             ok = ok and float(value).is_integer()
         if not ok:  # NaN fails every comparison, so it lands here too

@@ -12,6 +12,9 @@ vector's affinity, all on one balancer, so the metrics are shared.
 from __future__ import annotations
 
 import json
+import math
+import re
+import reprlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -75,19 +78,86 @@ def _validator() -> jsonschema.Draft202012Validator:
 def _json_path(path: Iterable[Any]) -> str:
     out = "$"
     for part in path:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:  # a key such as a pod IP ("10.0.1.1") is quoted, so that its dots are not read as steps
+            out += f".{part}" if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", part) else f"[{json.dumps(part)}]"
     return out
 
 
-def load_vector(path: Path) -> Vector:
+class _NotFinite(str):
+    """NaN, Infinity or a number too large for a double: Python's json reads them, JSON has none."""
+
+
+def _float(text: str) -> float | _NotFinite:
+    value = float(text)
+    return value if math.isfinite(value) else _NotFinite(text)
+
+
+def _read_json(path: Path) -> Any:
     try:
-        data = json.loads(path.read_text())
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise VectorError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise VectorError(f"{path}: not UTF-8 text (byte {exc.start}): save the vector as UTF-8 JSON") from None
+    try:
+        return json.loads(text, parse_float=_float, parse_constant=_NotFinite)
     except json.JSONDecodeError as exc:
         raise VectorError(f"{path}: not valid JSON: {exc}") from None
-    errors = sorted(_validator().iter_errors(data), key=lambda e: list(e.absolute_path))
+    except RecursionError:
+        raise VectorError(f"{path}: not usable JSON: nested too deeply") from None
+    except ValueError as exc:  # an integer literal beyond Python's digit limit
+        raise VectorError(f"{path}: not usable JSON: {exc}") from None
+
+
+def _not_finite(data: Any) -> tuple[list[Any], str] | None:
+    """The JSON path and text of the first NaN, Infinity or overflowing number in ``data``."""
+    stack: list[tuple[list[Any], Any]] = [([], data)]
+    while stack:
+        at, value = stack.pop()
+        if isinstance(value, _NotFinite):
+            return at, str(value)
+        items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        stack.extend((at + [k], v) for k, v in reversed(list(items)))
+    return None
+
+
+def _short_repr() -> reprlib.Repr:
+    r = reprlib.Repr()  # Python 3.11's Repr takes no keyword arguments
+    r.maxlevel, r.maxdict, r.maxlist, r.maxstring, r.maxother = 2, 3, 3, 24, 24
+    return r
+
+
+_SHORT = _short_repr()
+
+
+def _reported(err: jsonschema.ValidationError) -> tuple[list[Any], str]:
+    """The path and message to show for ``err``: inside a step's oneOf, the error of the kind it meant."""
+    if err.validator == "oneOf" and isinstance(err.instance, dict):
+        meant = [i for i, b in enumerate(err.validator_value) if set(b.get("required", ())) <= set(err.instance)]
+        inner = [e for e in err.context if meant and e.relative_schema_path[0] == meant[0]]
+        if len(meant) == 1 and inner:
+            return _reported(min(inner, key=lambda e: len(e.absolute_path)))
+        kinds = " | ".join("+".join(b.get("required", ())) for b in err.validator_value)
+        return list(err.absolute_path), (f"keys {sorted(err.instance)} match no single kind; "
+                                         f"it must have the keys of exactly one of: {kinds}")
+    message = err.message
+    shown = repr(err.instance)
+    if message.startswith(shown) and len(shown) > 60:  # a whole object quoted would hide the point
+        message = _SHORT.repr(err.instance) + message[len(shown):]
+    return list(err.absolute_path), message
+
+
+def load_vector(path: Path) -> Vector:
+    data = _read_json(path)
+    bad = _not_finite(data)
+    if bad:
+        raise VectorError(f"{path}: {_json_path(bad[0])}: {bad[1]} is not a JSON number: write a finite number")
+    errors = sorted(_validator().iter_errors(data), key=lambda e: [(isinstance(p, str), p) for p in e.absolute_path])
     if errors:
-        err = errors[0]
-        raise VectorError(f"{path}: {_json_path(err.absolute_path)}: {err.message}")
+        at, message = _reported(errors[0])
+        raise VectorError(f"{path}: {_json_path(at)}: {message}")
     _check_semantics(path, data)
     return Vector(path, data)
 
