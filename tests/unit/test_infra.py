@@ -207,6 +207,9 @@ def _init_and_validate(tf: str, work, tmp_path, held: list[str]) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.skip_ok_in_ci("no hashicorp/google 5.x can be built from the Go module proxy (it serves no /v5 "
+                            "module) and CI reaches no Terraform registry; the 4.9 build validates infra/ in "
+                            "test_terraform_validate_against_the_provider_built_here")
 def test_terraform_validate(tmp_path):
     tf = _terraform_or_skip()
     major = re.search(r"(\d+)\.", _google_constraint()).group(1)
