@@ -44,23 +44,23 @@ def vectors(c, directory=None):
 
 
 @task(help={"rounds": "minimum benchmark rounds per policy and size (default 20)"})
-def bench_policies(c, rounds=20):
+def bench_policies(c, rounds=None):
     """Decisions per second of round robin, RAP and least-request at 3, 30, 300 endpoints."""
     from rap import policybench
 
     print("benchmarking policies (pytest-benchmark, one process, side by side)...")
-    text, ok = policybench.report(policybench.run(int(rounds)))
+    text, ok = policybench.report(_run(policybench.run, rounds))
     print(text)
     if not ok:
         raise Exit(code=1)
 
 
 @task(help={"rounds": "alternating stock/RAP runs; medians are compared (default 5)"})
-def bench_proxy(c, rounds=5):
+def bench_proxy(c, rounds=None):
     """Go benchmark of NextEndpoint: rap.go against kube-proxy's stock round robin, side by side."""
     from rap.build import gobench
 
-    text, ok = gobench.report(_run(gobench.run, int(rounds)))
+    text, ok = gobench.report(_run(gobench.run, rounds))
     print(text)
     if not ok:
         raise Exit(code=1)
@@ -198,11 +198,11 @@ def fuzz_proxy(c, fuzztime="10s", target=None):
         "out": "new or empty folder for the vectors (default build/differential/run-SEED)",
     },
 )
-def test_differential(c, decisions=10000, seed=None, out=None):
+def test_differential(c, decisions=None, seed=None, out=None):
     """Random vectors answered by the Python reference, replayed on rap.go: every answer must agree."""
     from rap import vectorgen
 
-    print(_run(vectorgen.differential, int(decisions), None if seed is None else int(seed), out))
+    print(_run(vectorgen.differential, decisions, seed, out))
 
 
 # ---- deploy the RAP kube-proxy into a kubeadm cluster, and back (rap.deploy) ----
@@ -271,7 +271,7 @@ def bench(c, quick=False, scenarios=None, policies=None, reps=None, duration=Non
     from rap.bench import bench as run_bench
 
     opts = _run(bench_options.parse_options, quick=quick, scenarios=scenarios, policies=policies, reps=reps,
-                duration=duration, out=out, target=target)
+                duration=duration, out=out, target=target, image=image, rap_image=rap_image)
     _run(run_bench, opts, image=image, rap_image=rap_image,
          interrupted="interrupted (the cluster was torn down; partial results were written)")
 

@@ -32,6 +32,25 @@ def number(option: str, text: Any, kind: type = float, error: type[Exception] = 
         raise error(f"{option}: {text!r} is not {what}") from None
 
 
+def count(option: str, text: Any, default: int, lo: int = 1, hi: int | None = None,
+          error: type[Exception] = OptionError) -> int:
+    """A whole number of ``option`` in lo..hi (hi None: no upper bound); None gives ``default``."""
+    value = number(option, text, int, error, default)
+    if value < lo or (hi is not None and value > hi):
+        allowed = f"{lo} or more" if hi is None else f"{lo}..{hi}"
+        raise error(f"{option}: must be {allowed}, got {value}")
+    return value
+
+
+def new_or_empty_folder(option: str, path: Any, error: type[Exception] = OptionError) -> Any:
+    """``path`` unchanged when it is absent or an empty folder, which a run may fill; else ``error``."""
+    from pathlib import Path
+
+    if path is not None and Path(path).exists() and (not Path(path).is_dir() or any(Path(path).iterdir())):
+        raise error(f"{option}: {path} exists and is not an empty folder; choose another one")
+    return path
+
+
 def with_defaults(help: dict[str, str], defaults: dict[str, Any]) -> dict[str, str]:
     """Each option's help with its default appended, so a default is stated only where it is set."""
     def shown(value: Any) -> str:

@@ -28,7 +28,14 @@ class Result:
     decisions_per_s: float
 
 
-def run(min_rounds: int = 20) -> list[Result]:
+DEFAULT_ROUNDS = 20
+
+
+def run(min_rounds: int | str | None = None) -> list[Result]:
+    """Decisions per second of each policy; ``min_rounds`` as --rounds gives it (text or a number)."""
+    from rap.options import count
+
+    min_rounds = count("--rounds", min_rounds, DEFAULT_ROUNDS)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "bench.json"
         cmd = [

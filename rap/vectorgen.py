@@ -583,7 +583,12 @@ def write_vectors(out: Path | str, decisions: int, seed: int, prefix: str = "gen
     return Summary(count, total, out, seed)
 
 
-def differential(decisions: int = 10000, seed: int | None = None, out: Path | str | None = None) -> str:
+DEFAULT_DECISIONS = 10000
+SEEDS = 2**32
+
+
+def differential(decisions: int | str | None = None, seed: int | str | None = None,
+                 out: Path | str | None = None) -> str:
     """`invoke test-differential`: write a set, then replay it on rap.go (go test -run TestRAPVectors).
 
     The set goes to ``out`` (new or empty), by default build/differential/run-SEED,
@@ -591,13 +596,14 @@ def differential(decisions: int = 10000, seed: int | None = None, out: Path | st
     which raises BuildError naming it; the mismatching requests are in go's output.
     """
     from rap.build import gotest
-    from rap.errors import OptionError
+    from rap.options import count, new_or_empty_folder
     from rap.paths import BUILD_DIR
 
-    seed = seed if seed is not None else random.SystemRandom().randrange(2**32)
-    out = Path(out) if out else BUILD_DIR / "differential" / f"run-{seed}"
-    if out.exists() and any(out.iterdir()):
-        raise OptionError(f"{out} is not empty: the Go harness replays every *.json in it; give a new folder")
+    decisions = count("--decisions", decisions, DEFAULT_DECISIONS)
+    seed = count("--seed", seed, random.SystemRandom().randrange(SEEDS), lo=0, hi=SEEDS - 1)
+    # The Go harness replays every *.json in the folder, so it must hold only this set.
+    out = Path(new_or_empty_folder("--out", out) or BUILD_DIR / "differential" / f"run-{seed}")
+    new_or_empty_folder("--out", out)
     summary = write_vectors(out, decisions, seed)
     print(f"generated {summary}; replaying on rap.go", flush=True)
     gotest.test_proxy(vectors_dir=out, run="^TestRAPVectors$", verbose=False)

@@ -11,6 +11,7 @@ vector's affinity, all on one balancer, so the metrics are shared.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import re
@@ -70,12 +71,27 @@ class Mismatch:
         )
 
 
+_FORMATS = jsonschema.FormatChecker(["ipv4"])
+
+
+@_FORMATS.checks("ipv4-port", raises=ValueError)
+def _ipv4_port(text: object) -> bool:
+    """``10.0.1.1:8080``: the pattern admits 10.0.1.300:99999; this is what it means."""
+    if not isinstance(text, str):
+        return True
+    ip, _, port = text.rpartition(":")
+    ipaddress.IPv4Address(ip)
+    return 1 <= int(port) <= 65535
+
+
 @lru_cache(maxsize=1)
 def _validator() -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text()))
+    # format_checker: a pattern alone reads 10.0.1.300 as an address.
+    return jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text()), format_checker=_FORMATS)
 
 
-def _json_path(path: Iterable[Any]) -> str:
+def json_path(path: Iterable[Any]) -> str:
+    """``['metrics', 'pods', '10.0.1.1']`` -> ``$.metrics.pods["10.0.1.1"]``, as messages name a field."""
     out = "$"
     for part in path:
         if isinstance(part, int):
@@ -143,6 +159,9 @@ def _reported(err: jsonschema.ValidationError) -> tuple[list[Any], str]:
         return list(err.absolute_path), (f"keys {sorted(err.instance)} match no single kind; "
                                          f"it must have the keys of exactly one of: {kinds}")
     message = err.message
+    if err.validator == "format":
+        meaning = {"ipv4": "an IPv4 address", "ipv4-port": "an IPv4 address:port (port 1..65535)"}
+        message = f"{err.instance!r} is not {meaning.get(err.validator_value, err.validator_value)}"
     shown = repr(err.instance)
     if message.startswith(shown) and len(shown) > 60:  # a whole object quoted would hide the point
         message = _SHORT.repr(err.instance) + message[len(shown):]
@@ -153,11 +172,11 @@ def load_vector(path: Path) -> Vector:
     data = _read_json(path)
     bad = _not_finite(data)
     if bad:
-        raise VectorError(f"{path}: {_json_path(bad[0])}: {bad[1]} is not a JSON number: write a finite number")
+        raise VectorError(f"{path}: {json_path(bad[0])}: {bad[1]} is not a JSON number: write a finite number")
     errors = sorted(_validator().iter_errors(data), key=lambda e: [(isinstance(p, str), p) for p in e.absolute_path])
     if errors:
         at, message = _reported(errors[0])
-        raise VectorError(f"{path}: {_json_path(at)}: {message}")
+        raise VectorError(f"{path}: {json_path(at)}: {message}")
     _check_semantics(path, data)
     return Vector(path, data)
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from rap.bench.scenarios import Options, ScenarioError, estimate_seconds, plan
 from rap.bench.target import TargetError
 from rap.errors import UserError
+from rap.options import new_or_empty_folder
 
 __all__ = ["Options", "bench", "BenchError", "default_out_dir"]
 
@@ -70,8 +71,7 @@ def bench(opts: Options, say=print, **kube_options) -> tuple[Path, dict]:
         raise BenchError(str(exc)) from None
     reps = opts.reps
     out_dir = Path(opts.out) if opts.out else default_out_dir()
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise BenchError(f"--out: {out_dir} exists and is not empty; choose another folder")
+    new_or_empty_folder("--out", out_dir, BenchError)  # parse_options checked a given --out; this, the default
     out_dir.mkdir(parents=True, exist_ok=True)
     policies = [p for p in opts.policies if p in tgt.policies]
     if not policies:

@@ -40,7 +40,7 @@ from pathlib import Path
 from rap.bench import stats, vegeta
 from rap.bench.scenarios import MAX_DURATION_S, POLICIES, SCENARIOS, validate
 from rap.errors import OptionError, UserError
-from rap.options import number, one_of, with_defaults
+from rap.options import new_or_empty_folder, number, one_of, with_defaults
 
 TOLERANCE = 0.10  # issue 12: both tools' p50 within 10% of each other
 CLIENT = 1  # node-1's namespace, where the benchmark's open-loop load comes from
@@ -123,10 +123,7 @@ def parse_options(*, scenario=None, policy=None, rate=None, duration=None, round
         raise err(f"--warmup: {opts.warmup_s:g}s outside [0, {MAX_WARMUP_S:g}] seconds")
     if not 0 < opts.timeout_s <= MAX_TIMEOUT_S:
         raise err(f"--timeout: {opts.timeout_s:g}s outside (0, {MAX_TIMEOUT_S:g}] seconds")
-    out_dir = out_folder(opts)
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise err(f"--out: {out_dir} exists and is not an empty folder; choose another one")
-    return replace(opts, out=str(out_dir))
+    return replace(opts, out=str(new_or_empty_folder("--out", out_folder(opts), err)))
 
 
 def out_folder(opts: Options) -> Path:

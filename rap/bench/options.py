@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from rap.bench.scenarios import (BARS, EXTRA_PEERS, MAX_DURATION_S, PEERS, POLICIES, SCENARIOS, Options,
                                   ScenarioError, parse_names, parse_policies)
-from rap.options import number
+from rap.options import new_or_empty_folder, number
 
 QUICK_REPS = 1
 # The backend and load generator's image on a real cluster (rap.bench.kube).
@@ -38,10 +38,30 @@ def option_help() -> dict[str, str]:
 
 
 def parse_options(*, quick=False, scenarios=None, policies=None, reps=None, duration=None, out=None,
-                  target=None) -> Options:
-    """Raw option text -> Options; --quick changes the default repetitions only."""
+                  target=None, image=None, rap_image=None) -> Options:
+    """Raw option text -> Options; --quick changes the default repetitions only.
+
+    ``image`` and ``rap_image`` are only checked here (the target takes them): they name images for a
+    real cluster, so with the local target they are refused rather than silently ignored.
+    """
     default_reps = QUICK_REPS if quick else Options().reps
-    return Options(scenarios=parse_names(scenarios), policies=parse_policies(policies), quick=bool(quick), out=out,
-                   target=target or Options().target,
+    target = target or Options().target
+    for option, ref in (("--image", image), ("--rap-image", rap_image)):
+        if ref is not None:
+            _check_image(option, ref, target)
+    return Options(scenarios=parse_names(scenarios), policies=parse_policies(policies), quick=bool(quick),
+                   out=new_or_empty_folder("--out", out, ScenarioError), target=target,
                    reps=number("--reps", reps, int, ScenarioError, default_reps),
                    duration=number("--duration", duration, float, ScenarioError))
+
+
+def _check_image(option: str, ref: str, target: str) -> None:
+    if not str(target).strip().startswith("kubeconfig="):
+        raise ScenarioError(f"{option} names an image for a real cluster: it needs --target kubeconfig=PATH "
+                            f"(the local cluster runs the binaries built here)")
+    from rap.deploy.options import DeployError, check_image
+
+    try:
+        check_image(ref)
+    except DeployError as exc:
+        raise ScenarioError(str(exc).replace("--image", option, 1)) from None

@@ -19,6 +19,7 @@ from rap.build import status
 from rap.build.overlay import project_test_files, rap_go_path, write_overlay, write_replace_overlay
 from rap.build.source import USERSPACE_PKG, Tree, prepare_tree
 from rap.build.toolchain import run_go
+from rap.options import count
 from rap.paths import RAP_PATCH_DIR
 
 BENCH_API = RAP_PATCH_DIR / "bench_api_test.go"
@@ -34,8 +35,12 @@ def _run(tree: Tree, overlay: Path, pattern: str) -> dict[str, float]:
     return {m.group(1): float(m.group(2)) for m in map(_LINE.match, out.splitlines()) if m}
 
 
-def run(rounds: int = 5) -> dict[str, dict[str, float]]:
-    """Median ns/op per benchmark, for 'stock' and 'rap'."""
+DEFAULT_ROUNDS = 5
+
+
+def run(rounds: int | str | None = None) -> dict[str, dict[str, float]]:
+    """Median ns/op per benchmark, for 'stock' and 'rap'; ``rounds`` as --rounds gives it."""
+    rounds = count("--rounds", rounds, DEFAULT_ROUNDS)
     tree = prepare_tree()
     pkg = tree.userspace_dir
     stock = write_replace_overlay(tree, "bench-stock", {str(pkg / BENCH_API.name): str(BENCH_API)})

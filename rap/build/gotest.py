@@ -11,12 +11,13 @@ here: building binaries (rap.build.binaries) or the Go benchmark
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from pathlib import Path
 
 from rap import paths
-from rap.build import BuildError, status
+from rap.build import BuildError, BuildOptionError, status
 from rap.build.overlay import (added_files, patch_map, project_test_files, rap_go_path, write_overlay,
                                write_replace_overlay)
 from rap.build.source import REPLACED_FILES, SWAPPED_FILE, USERSPACE_PKG, prepare_tree
@@ -57,6 +58,8 @@ def test_proxy(k8s_src: Path | str | None = None, rap_go: Path | str | None = No
     status.say(f"tests passed in {time.monotonic() - started:.0f}s")
 
 
+# go test's -fuzztime: a time.Duration or a count of calls ("100000x").
+FUZZTIME = re.compile(r"[1-9][0-9]*x|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+")
 FUZZ_TARGETS = ("FuzzRAPQuantity", "FuzzRAPMetrics", "FuzzRAPEndpoints")
 
 
@@ -74,7 +77,11 @@ def fuzz_proxy(targets: tuple[str, ...] | list[str] = FUZZ_TARGETS, fuzztime: st
     """
     unknown = [t for t in targets if t not in FUZZ_TARGETS]
     if unknown:
-        raise BuildError(f"unknown fuzz target(s) {', '.join(unknown)}: choose from {', '.join(FUZZ_TARGETS)}")
+        raise BuildOptionError(f"--target: unknown fuzz target(s) {', '.join(unknown)}; "
+                               f"choose from {', '.join(FUZZ_TARGETS)}")
+    if not FUZZTIME.fullmatch(str(fuzztime)):
+        raise BuildOptionError(f"--fuzztime: {fuzztime!r} is neither a Go duration (30s, 5m, 1h30m) "
+                               "nor a count of inputs (100000x)")
     tree = prepare_tree(k8s_src)
     pkg_dir = tree.build_dir / "fuzz" / "userspace"
     pkg_dir.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 
+from rap.config import FIELDS, ConfigError
 from rap.errors import UserError
 from rap.localcluster import proxykinds
 from rap.options import one_of
@@ -119,6 +120,10 @@ class ClusterConfig:
                 raise ClusterConfigError(f"{name}: must be in (0, 64] cores, got {value}")
         if self.cpu_ms < 0:
             raise ClusterConfigError(f"--cpu-ms: must be >= 0, got {self.cpu_ms}")
+        try:  # the monitor's period is RAP's period_s, with RAP's own bounds
+            FIELDS["period_s"].check(self.rap_period_s)
+        except ConfigError as exc:
+            raise ClusterConfigError(f"--period: {exc.reason}") from None
         if not 0 < self.metrics_interval_s <= self.metrics_window_s <= 600:
             raise ClusterConfigError(f"metrics cadence: need 0 < interval ({self.metrics_interval_s:g}s) <= window "
                                      f"({self.metrics_window_s:g}s) <= 600s")

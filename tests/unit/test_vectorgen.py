@@ -333,5 +333,5 @@ def test_replaying_the_sample_meets_ties_and_every_kind_of_decision(decisions):
 def test_the_differential_task_refuses_a_folder_with_other_vectors(tmp_path):
     # The Go harness replays every *.json it finds, so stale files would be replayed too.
     (tmp_path / "old.json").write_text("{}")
-    with pytest.raises(OptionError, match="not empty"):
+    with pytest.raises(OptionError, match="is not an empty folder"):
         vectorgen.differential(10, seed=1, out=tmp_path)
