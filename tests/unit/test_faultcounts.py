@@ -69,8 +69,20 @@ def test_blind_windows_follow_the_monitor_log():
     assert abs(c - (now - 4)) < 0.01 and d == now
 
 
-def test_only_failures_after_the_first_answer_past_the_onset_count_as_after_the_gap():
-    # A restart at 2.0 s: 20..22 refused (the gap), 23 answered, 30 failed (the new process's own).
-    t = fc.tally(_timed(60, failed={20, 21, 22, 30}), Marks(onset=T0 + 2.0), [])
+def test_only_failures_after_the_restarted_process_served_steadily_count_as_after_the_gap():
+    # A restart at 2.0 s (connection 20): 20..22 refused (the gap), then 23.. answered in a row, 40 failed
+    # (the new process's own).
+    t = fc.tally(_timed(60, failed={20, 21, 22, 40}), Marks(onset=T0 + 2.0), [])
     assert (t.failed, t.failed_after_gap) == (4, 1)
     assert fc.tally(_timed(60, failed={20, 21}), Marks(onset=T0 + 2.0), []).failed_after_gap == 0
+
+
+def test_one_early_answer_does_not_end_the_gap():
+    # 23 answered while the portal rules were still being written; 25 lost; steady from 26.
+    assert fc.tally(_timed(60, failed={20, 21, 22, 24, 25}), Marks(onset=T0 + 2.0), []).failed_after_gap == 0
+
+
+def test_a_process_that_never_serves_steadily_counts_every_failure_after_its_first_answer():
+    failed = {20, 21, 22} | set(range(26, 60, 4))  # answers, but one connection in four fails to the end
+    t = fc.tally(_timed(60, failed=failed), Marks(onset=T0 + 2.0), [])
+    assert t.failed_after_gap == len(failed) - 3
