@@ -45,6 +45,8 @@ async def one_request(host: str, port: int, path: str, timeout: float) -> tuple[
         writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
         await writer.drain()
         raw = await asyncio.wait_for(reader.read(), timeout)
+        if not raw:  # the proxy closed the connection without a byte (e.g. killed with it open)
+            return 0, "", "", "EmptyResponse: closed before any byte of a response"
         head = raw.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
         status = int(head[0].split()[1])
         headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in head[1:])}

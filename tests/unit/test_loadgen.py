@@ -64,6 +64,23 @@ def test_a_refused_connection_is_a_sample_with_an_error_not_a_crash():
     assert all(s.status == 0 and "ConnectionRefused" in s.error for s in samples)
 
 
+def test_a_connection_closed_without_a_byte_is_an_empty_response_sample():
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(8)
+
+        def close_each():
+            for _ in range(2):
+                conn, _ = srv.accept()
+                conn.recv(4096)  # the request read, so that close sends a FIN, not a reset
+                conn.close()
+
+        threading.Thread(target=close_each, daemon=True).start()
+        samples = loadgen.run(f"http://127.0.0.1:{srv.getsockname()[1]}/", "closed", concurrency=1, duration=1,
+                              max_requests=2, timeout=2)
+    assert [(s.status, s.error.split(":")[0]) for s in samples] == [(0, "EmptyResponse")] * 2
+
+
 @pytest.mark.parametrize("argv, words", [
     (["--think-ms", "-1"], "--think-ms"),
     (["--think-ms", str(loadgen.MAX_THINK_MS + 1)], "--think-ms"),
