@@ -155,11 +155,13 @@ def join_node_cgroup(i: int, pid: int) -> None:
     cgroups.group(workload.node_cgroup(cfg.node_name(i))).add_pid(pid)
 
 
-def start_metrics_process(runtime: Path, c: cfg.ClusterConfig, keys: pki.Pki) -> int:
+def start_metrics_process(runtime: Path, c: cfg.ClusterConfig, keys: pki.Pki,
+                          module: str = "rap.localcluster.metrics", extra: tuple[str, ...] = ()) -> int:
     """The metrics server: its API for the aggregator's front-proxy client only; its fault switches on
-    the root namespace's loopback (no node or pod namespace reaches it) for the control client only."""
+    the root namespace's loopback (no node or pod namespace reaches it) for the control client only.
+    ``module`` takes the same options plus ``extra`` (rap.scale.synthmetrics: synthetic usage too)."""
     return procs.start(runtime, "metrics-server", [
-        sys.executable, "-m", "rap.localcluster.metrics", "--registry", str(runtime / "metrics-registry.json"),
+        sys.executable, "-m", module, *extra, "--registry", str(runtime / "metrics-registry.json"),
         "--listen", f"{cfg.bridge_ip()}:{c.metrics_port}", "--cert", str(keys.path("metrics.crt")),
         "--key", str(keys.path("metrics.key")), "--interval", str(c.metrics_interval_s), "--window", str(c.metrics_window_s),
         "--client-ca", str(keys.path("front-proxy-ca.crt")), "--client-names", pki.FRONT_PROXY_CN,

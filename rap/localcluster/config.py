@@ -97,6 +97,8 @@ class ClusterConfig:
     # 15 s and reports the rate between its last two scrapes (the bench's production cadence).
     metrics_interval_s: float = 0.5
     metrics_window_s: float = 2.0
+    # More kube-apiserver flags (the scale measurement's audit log); none for local-up.
+    apiserver_args: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not 1 <= self.nodes <= MAX_NODES:

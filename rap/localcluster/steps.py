@@ -61,7 +61,8 @@ def network(ctx: Context) -> None:
 
 def control_plane(ctx: Context) -> None:
     controlplane.start_etcd(ctx.runtime, ctx.config)
-    controlplane.start_apiserver(ctx.runtime, ctx.config, ctx.binaries["kube-apiserver"], ctx.keys)
+    controlplane.start_apiserver(ctx.runtime, ctx.config, ctx.binaries["kube-apiserver"], ctx.keys,
+                                 extra_args=tuple(ctx.config.apiserver_args))
     ctx.api = objects.api_client(ctx.state.kubeconfig)
     credentials.bind_proxies(ctx.api)
 

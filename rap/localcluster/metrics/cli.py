@@ -19,6 +19,7 @@ import sys
 import threading
 
 from rap.localcluster.metrics.api import check_slow
+from rap.localcluster.metrics.sampler import Reader, read_cgroup
 from rap.localcluster.metrics.server import ClientAuth, start
 from rap.localcluster.metrics.wire import PREFIX
 
@@ -74,13 +75,15 @@ def _client(p: argparse.ArgumentParser, prefix: str, ca: str | None, names: str)
     return ClientAuth(ca, names_t) if ca else None
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, reader: Reader = read_cgroup) -> int:
+    """Serve until SIGTERM; ``reader`` measures each registered name (default: its cgroup; rap.scale's
+    synthetic metrics server passes its own)."""
     args = _args(argv)
     try:
         server = start(args.registry, args.host, args.port, interval=args.interval, window=args.window,
                        cert=args.cert, key=args.key, failing=args.fail, slow_s=args.slow,
                        client=args.client, control=args.control, control_client=args.control_client,
-                       control_file=args.control_file)
+                       control_file=args.control_file, reader=reader)
     except OSError as e:  # a busy port, or an unreadable certificate or CA file
         where = " and ".join(filter(None, (args.listen, args.control_listen)))
         print(f"metrics: cannot serve on {where}: {e.strerror or e}", file=sys.stderr)

@@ -1,0 +1,5 @@
+import sys
+
+from rap.scale.cli import main
+
+sys.exit(main())
