@@ -51,7 +51,11 @@ def describe(err: BaseException) -> str:
     """One line for a log: an API error's status and reason, else the exception's first line."""
     status, reason = getattr(err, "status", None), getattr(err, "reason", None)
     if status and reason:
-        return f"HTTP {status} {reason}"
+        try:  # the API server's Status says what was wrong ("metadata.resourceVersion: ...")
+            message = str(json.loads(err.body or "")["message"]).splitlines()[0][:200]
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError):
+            message = ""
+        return f"HTTP {status} {reason}" + (f": {message}" if message else "")
     text = str(err).strip().splitlines()
     return f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")
 
@@ -187,6 +191,7 @@ class Kube:
         self.pods = Reflector("pods", core.list_pod_for_all_namespaces, usage.pod_key, usage.pod_info,
                               field_selector="status.phase=Running")
         self._acquired: str | None = None
+        self._lease_rv: str | None = None  # the Lease's resourceVersion after this aggregator's last write
         self._threads: list[threading.Thread] = []
 
     # --- Nodes and Pods
@@ -263,18 +268,47 @@ class Kube:
     # --- the Lease
 
     def renew(self, metrics_time: datetime, duration_s: int, now: datetime | None = None) -> None:
-        """Renew the heartbeat Lease for metrics measured up to ``metrics_time``; created when missing."""
+        """Renew the heartbeat Lease for metrics measured up to ``metrics_time``; created when missing.
+
+        A Lease takes no update without its resourceVersion: the one of this aggregator's last write
+        is kept, so a renewal is one request; with none known, or after a conflict (someone else wrote
+        it), the Lease is read first (once more at most)."""
         now = now or datetime.now(timezone.utc)
-        body = publish.lease(self.namespace, self.holder, duration_s, metrics_time, now, self._acquired)
-        self._acquired = body["spec"]["acquireTime"]
+        for attempt in (1, 2):
+            if self._lease_rv is None:
+                self._read_lease()
+            body = publish.lease(self.namespace, self.holder, duration_s, metrics_time, now, self._acquired)
+            try:
+                if self._lease_rv is None:
+                    done = self.coordination.create_namespaced_lease(
+                        self.namespace, body, _preload_content=False, _request_timeout=TIMEOUT_S)
+                else:
+                    body["metadata"]["resourceVersion"] = self._lease_rv
+                    done = self.coordination.replace_namespaced_lease(
+                        publish.LEASE, self.namespace, body, _preload_content=False, _request_timeout=TIMEOUT_S)
+            except client.ApiException as exc:
+                if exc.status not in (404, 409):
+                    raise
+                self._lease_rv = None  # read it again
+                if attempt == 2:
+                    raise
+                continue
+            self._acquired = body["spec"]["acquireTime"]
+            self._lease_rv = (_json(done).get("metadata") or {}).get("resourceVersion")
+            return
+
+    def _read_lease(self) -> None:
+        """The Lease's resourceVersion (None: there is none), and its acquireTime if this holder holds it."""
         try:
-            self.coordination.replace_namespaced_lease(publish.LEASE, self.namespace, body, _preload_content=False,
-                                                       _request_timeout=TIMEOUT_S).release_conn()
+            current = _json(self.coordination.read_namespaced_lease(
+                publish.LEASE, self.namespace, _preload_content=False, _request_timeout=TIMEOUT_S))
         except client.ApiException as exc:
             if exc.status != 404:
                 raise
-            self.coordination.create_namespaced_lease(self.namespace, body, _preload_content=False,
-                                                      _request_timeout=TIMEOUT_S).release_conn()
+            return
+        self._lease_rv = (current.get("metadata") or {}).get("resourceVersion")
+        spec = current.get("spec") or {}
+        self._acquired = spec.get("acquireTime") if spec.get("holderIdentity") == self.holder else None
 
 
 def wait_synced(kube: Kube, timeout_s: float, stop: threading.Event | None = None) -> bool:

@@ -173,6 +173,15 @@ def add_proxy_credential(pki: Pki, ca, node: str, api_url: str) -> Path:
     return write_kubeconfig(pki, api_url, stem=stem, user=proxy_user(node), path=pki.proxy_kubeconfig(node))
 
 
+def add_client_credential(pki: Pki, stem: str, user: str, api_url: str, group: str | None = None) -> Path:
+    """One more API client of a cluster made earlier: ``user`` (in ``group``) signed by its ``ca``, and its
+    kubeconfig ``<stem>.kubeconfig`` beside the others (as ``rap.aggregator.local`` adds the aggregator's)."""
+    ca = (x509.load_pem_x509_certificate(pki.path("ca.crt").read_bytes()),
+          serialization.load_pem_private_key(pki.path("ca.key").read_bytes(), password=None))
+    _issue(pki, stem, ca, _name(user, group), CLIENT)
+    return write_kubeconfig(pki, api_url, stem=stem, user=user, path=pki.dir / f"{stem}.kubeconfig")
+
+
 def create_metrics_serving(directory: Path, hosts: list[str]) -> Pki:
     """A CA (ca.crt) and the metrics server's serving certificate signed by it (metrics.crt/.key).
 
