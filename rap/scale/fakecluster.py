@@ -140,10 +140,21 @@ def create_services(api: client.ApiClient, shape: Shape) -> None:
                 raise
 
 
+def get_raw(api: client.ApiClient, path: str, query: list[tuple[str, str]] = (), timeout: float = 120) -> bytes:
+    """GET ``path`` with the client's credential; the body, or FakeClusterError naming the path and the status."""
+    from urllib.parse import urlencode
+
+    url = api.configuration.host + path + (f"?{urlencode(list(query))}" if query else "")
+    resp = api.call_api("GET", url, header_params={"Accept": "application/json, text/plain"},
+                        _request_timeout=timeout)
+    data = resp.read()
+    if resp.status != 200:
+        raise FakeClusterError(f"GET {path}: HTTP {resp.status}: {data[:200]!r}")
+    return data
+
+
 def _get_json(api: client.ApiClient, path: str, query: list[tuple[str, str]]) -> dict:
-    resp = api.call_api(path, "GET", query_params=query, auth_settings=["BearerToken"],
-                        _preload_content=False, _request_timeout=120)
-    return json.loads(resp[0].data)
+    return json.loads(get_raw(api, path, query))
 
 
 def running_pods(api: client.ApiClient) -> list[dict]:
