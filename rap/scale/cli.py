@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from rap.errors import UserError
 from rap.scale.options import option_help, parse_options
@@ -37,18 +38,24 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def run_and_print(**raw) -> tuple[dict, Path]:
+    """What ``invoke scale`` calls: raw option text (the keywords of ``parse_options``) -> the run, its table
+    printed; a bad option or a failed run raises a UserError (one line, its exit code)."""
     from rap.scale import report, run
 
+    doc, out = run(parse_options(**raw))
+    print(report.markdown({**doc, "checks": report.checks(doc)}))
+    print(f"written to {out}/scale.md and {out}/scale.json")
+    return doc, out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     try:
-        opts = parse_options(nodes=args.nodes, pods_per_node=args.pods_per_node, services=args.services,
-                             monitor=args.monitor, rap_nodes=args.rap_nodes, period=args.period, window=args.window,
-                             warmup=args.warmup, seed=args.seed, out=args.out, quick=args.quick)
-        doc, out = run(opts)
+        run_and_print(nodes=args.nodes, pods_per_node=args.pods_per_node, services=args.services,
+                      monitor=args.monitor, rap_nodes=args.rap_nodes, period=args.period, window=args.window,
+                      warmup=args.warmup, seed=args.seed, out=args.out, quick=args.quick)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    print(report.markdown({**doc, "checks": report.checks(doc)}))
-    print(f"written to {out}/scale.md and {out}/scale.json")
     return 0

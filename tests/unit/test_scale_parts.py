@@ -197,3 +197,11 @@ def test_report_table_and_checks():
     doc["sizes"][1]["monitors"]["aggregator"]["rss_mb_max"] = 200
     assert not all(c["ok"] for c in report.checks(doc))
     assert report.checks({"sizes": [doc["sizes"][0] | {"monitors": {"node": _row(1, 1)}}]}) == []
+
+
+def test_cli_bad_option_is_one_line_and_exit_2(capsys):
+    from rap.scale import cli
+
+    assert cli.main(["--nodes", "0", "--monitor", "node"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: --nodes:")
