@@ -136,6 +136,8 @@ def _command_cases() -> list[Case]:
         _cli("deploy", "--image", "a:b", "--rtt-per-conn", "-1", names="--rtt-per-conn"),
         _cli("deploy", "--image", "a:b", "--eject", "forever", names="--eject"),
         _cli("deploy", "--image", "a:b", "--rtt-port", "70000", names="--rtt-port"),
+        _cli("deploy", "--image", "a:b", "--monitor", "central", names="--monitor"),
+        _cli("deploy", "--image", "a:b", "--rtt-probes", "0", names="--rtt-probes"),
         _cli("deploy", "--image", "a:b", "--w-cpu", "0", "--w-mem", "0", "--w-net", "0", names="--w-cpu"),
         _cli("deploy", "--image", "a:b", "--kubeconfig", "/nonexistent", names="/nonexistent"),
         _cli("rollback", "--timeout", "-5"), _cli("rollback", "--kubeconfig", "/nonexistent", names="/nonexistent"),

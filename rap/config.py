@@ -8,8 +8,9 @@ once, with its default and validation). This module reads it and gives:
 - ``RapConfig``: the settings of the decision (scope "decision"), as a
   conformance vector's ``config`` holds them, with the defaults, the
   ``stale_after_s = 3 x period_s`` rule and the range checks of the table;
-- ``DEFAULT_RTT_PORT`` and ``check_rtt_port``: the monitor's one setting
-  outside RapConfig (scope "monitor").
+- ``MonitorConfig``: the settings only the monitor reads (scope "monitor": the
+  RTT port, which monitor runs, how many nodes it probes), checked the same
+  way; ``DEFAULT_RTT_PORT`` and ``check_rtt_port`` for the port alone.
 
 rap.go reads the same settings from environment variables (RAP_PERIOD_S, ...;
 docs/algorithm.md), and its Go tests check its defaults and ranges against the
@@ -174,6 +175,7 @@ def _load(path: Path = TABLE_PATH) -> tuple[dict[str, Field], tuple[Constraint, 
 
 FIELDS, CONSTRAINTS = _load()
 DECISION_FIELDS = tuple(f for f in FIELDS.values() if f.scope == "decision")
+MONITOR_FIELDS = tuple(f for f in FIELDS.values() if f.scope == "monitor")
 DEFAULT_RTT_PORT: int = FIELDS["rtt_port"].default
 
 
@@ -219,5 +221,28 @@ RapConfig = dataclasses.make_dataclass(
         "__doc__": "RAP's decision settings: one field per 'decision' row of rap/schemas/rap-config.json, "
                    "with its default; a default of None is resolved by the row's default_factor_of "
                    "(stale_after_s = 3 x period_s). A value out of range is a ConfigError naming the field.",
+    },
+)
+
+
+class _MonitorConfigMethods:
+    def __post_init__(self) -> None:
+        for f in MONITOR_FIELDS:
+            object.__setattr__(self, f.name, f.check(getattr(self, f.name)))
+
+    def as_dict(self) -> dict[str, int | str]:
+        return asdict(self)
+
+
+MonitorConfig = dataclasses.make_dataclass(
+    "MonitorConfig",
+    [(f.name, {"string": str, "integer": int}.get(f.type, float), dataclasses.field(default=f.default))
+     for f in MONITOR_FIELDS],
+    bases=(_MonitorConfigMethods,),
+    frozen=True,
+    namespace={
+        "__module__": __name__,
+        "__doc__": "What only RAP's monitor reads: one field per 'monitor' row of rap/schemas/rap-config.json, "
+                   "with its default. A value out of range is a ConfigError naming the field.",
     },
 )

@@ -138,10 +138,30 @@ func NewLoadBalancerRR() *LoadBalancerRR {
 }
 
 func newLoadBalancer(rb *rapBalancer) *LoadBalancerRR {
-	return &LoadBalancerRR{
+	lb := &LoadBalancerRR{
 		services: map[proxy.ServicePortName]*balancerState{},
 		rap:      rb,
 	}
+	if rb != nil {
+		rb.endpointNodes = lb.endpointNodes
+	}
+	return lb
+}
+
+// endpointNodes: every node that hosts an endpoint of a Service this proxy
+// carries (read by the monitor once per period).
+func (lb *LoadBalancerRR) endpointNodes() map[string]bool {
+	lb.lock.RLock()
+	defer lb.lock.RUnlock()
+	out := map[string]bool{}
+	for _, state := range lb.services {
+		for _, n := range state.nodes {
+			if n != "" {
+				out[n] = true
+			}
+		}
+	}
+	return out
 }
 
 func (lb *LoadBalancerRR) NewService(svcPort proxy.ServicePortName, affinityType v1.ServiceAffinity, ttlSeconds int) error {

@@ -40,6 +40,9 @@ limitations under the License.
 //	                    RAP_ENABLE_MONITOR is not "false"
 //	RAP_RTT_PORT        TCP port probed on every other node's InternalIP to
 //	                    measure RTT, [1, 65535] (default 10250, the kubelet)
+//	RAP_MONITOR         node (default: this process lists the cluster) or
+//	                    aggregator (it watches rap.aggregator's objects)
+//	RAP_RTT_PROBES      aggregator monitor: nodes dialled per period, [1, 1000] (16)
 //
 // A bad value does NOT stop kube-proxy: kube-proxy carries every Service of
 // the node, and a crash loop over a tuning knob would take the node's Service
@@ -47,7 +50,7 @@ limitations under the License.
 // and the allowed range, repeated every 10 minutes so it is not missed) and
 // RAP is disabled: the balancer is exactly kube-proxy's round robin. RAP never
 // does worse than stock, and never runs with settings nobody asked for. A bad
-// RAP_RTT_PORT only keeps the monitor from starting (it is read when the
+// RAP_RTT_PORT, RAP_MONITOR or RAP_RTT_PROBES only keeps the monitor from starting (it is read when the
 // monitor starts), which again leaves plain round robin.
 
 package userspace
@@ -91,7 +94,19 @@ const (
 	// without anything deployed for the purpose.
 	defaultRTTPort = 10250
 	rttPortEnv     = "RAP_RTT_PORT"
+	// The monitor that feeds the decision (docs/scale.md "Which monitor runs").
+	rapMonitorNode       = "node"
+	rapMonitorAggregator = "aggregator"
+	defaultMonitor       = rapMonitorNode
+	monitorEnv           = "RAP_MONITOR"
+	// The aggregated monitor dials at most this many nodes per period.
+	defaultRTTProbes = 16
+	maxRTTProbes     = 1000
+	rttProbesEnv     = "RAP_RTT_PROBES"
 )
+
+// rapMonitors in the table's order.
+var rapMonitors = []string{rapMonitorNode, rapMonitorAggregator}
 
 type rapConfig struct {
 	mode         string // rapModeAdaptive or rapModeClassic
@@ -250,6 +265,47 @@ func rapRTTPortFromEnv(getenv func(string) string) (int, error) {
 		return 0, fmt.Errorf("%s: must be a TCP port in [1, 65535], got %q", rttPortEnv, raw)
 	}
 	return p, nil
+}
+
+// rapMonitorSettings: what only the monitor reads (scope "monitor" in the
+// table); none of it changes a decision, so it is not part of rapConfig.
+type rapMonitorSettings struct {
+	kind      string // rapMonitorNode or rapMonitorAggregator
+	rttPort   int
+	rttProbes int
+}
+
+func defaultRAPMonitorSettings() rapMonitorSettings {
+	return rapMonitorSettings{kind: defaultMonitor, rttPort: defaultRTTPort, rttProbes: defaultRTTProbes}
+}
+
+// rapMonitorSettingsFromEnv reads the monitor's settings; a bad one keeps the
+// monitor from starting (round robin), as a bad RAP_RTT_PORT always has.
+func rapMonitorSettingsFromEnv(getenv func(string) string) (rapMonitorSettings, error) {
+	out := defaultRAPMonitorSettings()
+	port, err := rapRTTPortFromEnv(getenv)
+	if err != nil {
+		return out, err
+	}
+	out.rttPort = port
+	if raw := strings.TrimSpace(getenv(monitorEnv)); raw != "" {
+		ok := false
+		for _, k := range rapMonitors {
+			ok = ok || raw == k
+		}
+		if !ok {
+			return out, fmt.Errorf("%s: must be one of %s, got %q", monitorEnv, strings.Join(rapMonitors, ", "), raw)
+		}
+		out.kind = raw
+	}
+	if raw := strings.TrimSpace(getenv(rttProbesEnv)); raw != "" {
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 || n > maxRTTProbes {
+			return out, fmt.Errorf("%s: must be a whole number of nodes in [1, %d], got %q", rttProbesEnv, maxRTTProbes, raw)
+		}
+		out.rttProbes = n
+	}
+	return out, nil
 }
 
 var rapConfiguredOnce sync.Once

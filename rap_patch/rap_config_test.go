@@ -134,9 +134,13 @@ func readRAPTable(t *testing.T) *rapTable {
 }
 
 // rapGoFields: every Go setting by the table's field name, with its
-// environment variable and its value in cfg (port for the RTT port).
-func rapGoFields(cfg rapConfig, port int) map[string]rapGoField {
-	out := map[string]rapGoField{"rtt_port": {env: rttPortEnv, value: float64(port)}}
+// environment variable and its value in cfg or ms (the monitor's settings).
+func rapGoFields(cfg rapConfig, ms rapMonitorSettings) map[string]rapGoField {
+	out := map[string]rapGoField{
+		"rtt_port":   {env: rttPortEnv, value: float64(ms.rttPort)},
+		"monitor":    {env: monitorEnv, str: ms.kind, choices: rapMonitors},
+		"rtt_probes": {env: rttProbesEnv, value: float64(ms.rttProbes)},
+	}
 	for _, s := range cfg.settings() {
 		if s.isChoice() {
 			out[s.field] = rapGoField{env: s.env, str: *s.str, choices: s.choices}
@@ -173,15 +177,15 @@ func (g rapGoField) String() string {
 }
 
 // rapParseEnv reads env as kube-proxy would: the decision settings, then the
-// monitor's RTT port.
-func rapParseEnv(env map[string]string) (rapConfig, int, error) {
+// monitor's.
+func rapParseEnv(env map[string]string) (rapConfig, rapMonitorSettings, error) {
 	get := func(k string) string { return env[k] }
 	cfg, err := rapConfigFromEnv(get)
 	if err != nil {
-		return cfg, 0, err
+		return cfg, rapMonitorSettings{}, err
 	}
-	port, err := rapRTTPortFromEnv(get)
-	return cfg, port, err
+	ms, err := rapMonitorSettingsFromEnv(get)
+	return cfg, ms, err
 }
 
 // rapFormat writes v as an environment variable would hold it.
@@ -194,7 +198,7 @@ func rapFormat(v float64, integer bool) string {
 
 func TestRAPConfigTable(t *testing.T) {
 	table := readRAPTable(t)
-	goDefaults := rapGoFields(defaultRAPConfig(), defaultRTTPort)
+	goDefaults := rapGoFields(defaultRAPConfig(), defaultRAPMonitorSettings())
 
 	t.Run("fields and environment names", func(t *testing.T) {
 		seen := map[string]bool{}
@@ -215,11 +219,11 @@ func TestRAPConfigTable(t *testing.T) {
 	})
 
 	t.Run("defaults", func(t *testing.T) {
-		parsed, port, err := rapParseEnv(nil)
+		parsed, ms, err := rapParseEnv(nil)
 		if err != nil {
 			t.Fatalf("empty environment rejected: %v", err)
 		}
-		fromEnv := rapGoFields(parsed, port)
+		fromEnv := rapGoFields(parsed, ms)
 		for _, f := range table.Fields {
 			if f.Default == nil {
 				continue
@@ -247,8 +251,8 @@ func TestRAPConfigTable(t *testing.T) {
 			if got, want := goDefaults[f.Name].value, factor*goDefaults[base].value; got != want {
 				t.Errorf("%s: Go default %v, the table says %v x %s = %v", f.Name, got, factor, base, want)
 			}
-			cfg, port, err := rapParseEnv(map[string]string{baseEnv: "2"})
-			if got := rapGoFields(cfg, port)[f.Name].value; err != nil || got != factor*2 {
+			cfg, ms, err := rapParseEnv(map[string]string{baseEnv: "2"})
+			if got := rapGoFields(cfg, ms)[f.Name].value; err != nil || got != factor*2 {
 				t.Errorf("%s=2: %s read as %v (err %v), the table says %v x 2", baseEnv, f.Env, got, err, factor)
 			}
 		}
@@ -268,8 +272,8 @@ func TestRAPConfigTable(t *testing.T) {
 				t.Errorf("%s: Go allows %q, the table %q (in this order)", f.Name, g.choices, f.Choices)
 			}
 			for _, c := range f.Choices {
-				cfg, port, err := rapParseEnv(map[string]string{f.Env: c})
-				if got := rapGoFields(cfg, port)[f.Name]; err != nil || got.str != c {
+				cfg, ms, err := rapParseEnv(map[string]string{f.Env: c})
+				if got := rapGoFields(cfg, ms)[f.Name]; err != nil || got.str != c {
 					t.Errorf("%s=%s: read as %v, err %v", f.Env, c, got, err)
 				}
 			}
@@ -295,12 +299,12 @@ func TestRAPConfigTable(t *testing.T) {
 			}
 			for _, c := range rapRangeCases(f.Type == "integer", f.Min, f.MinOpen, f.Max, f.MaxOpen) {
 				raw := rapFormat(c.value, f.Type == "integer")
-				cfg, port, err := rapParseEnv(map[string]string{f.Env: raw})
+				cfg, ms, err := rapParseEnv(map[string]string{f.Env: raw})
 				switch {
 				case c.accept && err != nil:
 					t.Errorf("%s=%s (%s): rejected, the table allows it: %v", f.Env, raw, c.what, err)
-				case c.accept && rapGoFields(cfg, port)[f.Name].value != c.value:
-					t.Errorf("%s=%s (%s): read as %v", f.Env, raw, c.what, rapGoFields(cfg, port)[f.Name].value)
+				case c.accept && rapGoFields(cfg, ms)[f.Name].value != c.value:
+					t.Errorf("%s=%s (%s): read as %v", f.Env, raw, c.what, rapGoFields(cfg, ms)[f.Name].value)
 				case !c.accept && err == nil:
 					t.Errorf("%s=%s (%s): accepted, the table does not allow it", f.Env, raw, c.what)
 				case !c.accept && !strings.Contains(err.Error(), f.Env):
@@ -353,7 +357,7 @@ func TestRAPConfigTable(t *testing.T) {
 		read := map[string]bool{}
 		record := func(k string) string { read[k] = true; return "" }
 		rapConfigFromEnv(record)
-		rapRTTPortFromEnv(record)
+		rapMonitorSettingsFromEnv(record)
 		inTable := map[string]bool{}
 		for _, f := range table.Fields {
 			inTable[f.Env] = true

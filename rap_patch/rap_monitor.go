@@ -111,16 +111,34 @@ func startRAPMonitor(ctx context.Context, rb *rapBalancer, getenv func(string) s
 	if err != nil {
 		return err
 	}
-	port, err := rapRTTPortFromEnv(getenv)
+	ms, err := rapMonitorSettingsFromEnv(getenv)
 	if err != nil {
 		return err
 	}
-	m, err := newRAPMonitor(rb, cfg, port)
+	if ms.kind == rapMonitorAggregator {
+		return startRAPAggMonitor(ctx, rb, cfg, ms)
+	}
+	m, err := newRAPMonitor(rb, cfg, ms.rttPort)
 	if err != nil {
 		return err
 	}
-	klog.InfoS("RAP: starting the resource monitor", "node", rb.localNode, "periodS", rb.cfg.periodS, "rttPort", port, "apiserver", cfg.Host)
+	klog.InfoS("RAP: starting the resource monitor", "monitor", ms.kind, "node", rb.localNode, "periodS", rb.cfg.periodS, "rttPort", ms.rttPort, "apiserver", cfg.Host)
 	go m.run(ctx)
+	return nil
+}
+
+func startRAPAggMonitor(ctx context.Context, rb *rapBalancer, cfg *rest.Config, ms rapMonitorSettings) error {
+	cfg = rest.CopyConfig(cfg)
+	cfg.UserAgent = "kube-proxy-rap"
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("RAP monitor client: %v", err)
+	}
+	m := newRAPAggMonitor(rb, client, ms.rttPort, ms.rttProbes)
+	m.endpointNodes = rb.endpointNodes
+	klog.InfoS("RAP: starting the resource monitor", "monitor", ms.kind, "node", rb.localNode, "periodS", rb.cfg.periodS,
+		"rttPort", ms.rttPort, "rttProbes", ms.rttProbes, "namespace", rapAggNamespace, "apiserver", cfg.Host)
+	m.start(ctx)
 	return nil
 }
 

@@ -58,6 +58,9 @@ type rapBalancer struct {
 	localNode string
 	clock     func() float64
 	snap      atomic.Value // *rapSnapshot
+	// endpointNodes: the nodes hosting this proxy's endpoints (set by
+	// newLoadBalancer); the aggregated monitor probes them first.
+	endpointNodes func() map[string]bool
 }
 
 func newRAPBalancer(cfg rapConfig, localNode string) *rapBalancer {

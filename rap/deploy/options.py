@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from rap.config import DEFAULT_RTT_PORT, FIELDS, ConfigError, RapConfig, check_rtt_port
+from rap.config import FIELDS, MONITOR_FIELDS, ConfigError, MonitorConfig, RapConfig
 from rap.errors import UserError
 
 DEFAULT_TIMEOUT_S = 300.0
@@ -33,8 +33,12 @@ class DeployError(UserError, RuntimeError):
 class DeployOptions:
     image: str
     rap: RapConfig = field(default_factory=RapConfig)
-    rtt_port: int = DEFAULT_RTT_PORT
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
     timeout_s: float = DEFAULT_TIMEOUT_S
+
+    @property
+    def rtt_port(self) -> int:
+        return self.monitor.rtt_port
 
 
 def option_help() -> dict[str, str]:
@@ -84,12 +88,12 @@ def parse_options(image: Any, *, timeout: Any = None, **rap: Any) -> DeployOptio
         raise TypeError(f"parse_options: unknown RAP option {unknown[0]!r}; known: {', '.join(_BY_PARAM)}")
     image = check_image(image)
     values = {_BY_PARAM[p].name: _value(_BY_PARAM[p], v) for p, v in rap.items() if v is not None}
-    port = values.pop("rtt_port", DEFAULT_RTT_PORT)
+    monitor = {f.name: values.pop(f.name) for f in MONITOR_FIELDS if f.name in values}
     try:
-        config, port = RapConfig(**values), check_rtt_port(port)
+        config, monitor_config = RapConfig(**values), MonitorConfig(**monitor)
     except ConfigError as exc:
         raise DeployError(f"{' + '.join(OPTIONS[f][0] for f in exc.fields)}: {exc.reason}") from None
-    return DeployOptions(image=image, rap=config, rtt_port=port, timeout_s=parse_timeout(timeout))
+    return DeployOptions(image=image, rap=config, monitor=monitor_config, timeout_s=parse_timeout(timeout))
 
 
 def parse_timeout(timeout: Any) -> float:

@@ -51,7 +51,7 @@ def rap_env(opts: DeployOptions, kubeconfig_path: str | None = None) -> list[dic
     env = [{"name": OPTIONS[name][1], "value": _fmt(value)} for name, value in opts.rap.as_dict().items()]
     env.append({"name": "RAP_NODE_NAME",
                 "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "spec.nodeName"}}})
-    env.append({"name": OPTIONS["rtt_port"][1], "value": str(opts.rtt_port)})
+    env += [{"name": OPTIONS[name][1], "value": str(value)} for name, value in opts.monitor.as_dict().items()]
     if kubeconfig_path:
         env.append({"name": "RAP_KUBECONFIG", "value": kubeconfig_path})
     return env

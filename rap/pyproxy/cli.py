@@ -11,7 +11,7 @@ import signal
 import sys
 import time
 
-from rap.config import DECISION_FIELDS, FIELDS, ConfigError, RapConfig, check_rtt_port
+from rap.config import DECISION_FIELDS, MONITOR_FIELDS, ConfigError, MonitorConfig, RapConfig
 from rap.policies import POLICY_NAMES, make_policy
 from rap.pyproxy.iptables import Iptables, IptablesError
 from rap.pyproxy.relay import Proxier
@@ -22,7 +22,7 @@ log = logging.getLogger("rap.pyproxy")
 # --rap-<field> for each decision setting of rap/schemas/rap-config.json (--rap-period-s, ...);
 # the checks and their messages stay in RapConfig.
 RAP_FLAGS = {f.name: f"--rap-{f.name.replace('_', '-')}" for f in DECISION_FIELDS}
-RTT_PORT = FIELDS["rtt_port"]
+MONITOR_FLAGS = {f.name: f"--{f.option}" for f in MONITOR_FIELDS}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,8 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
         # A choice is left to RapConfig too (not argparse's choices), so its message names the field.
         p.add_argument(RAP_FLAGS[f.name], dest=f.name, type=str if f.choices else float,
                        metavar="{" + ",".join(f.choices) + "}" if f.choices else "X", help=f.describe())
-    p.add_argument(f"--{RTT_PORT.option}", type=int, default=RTT_PORT.default, metavar="PORT",
-                   help=RTT_PORT.describe())
+    for f in MONITOR_FIELDS:  # checked by MonitorConfig, like the decision's by RapConfig
+        p.add_argument(MONITOR_FLAGS[f.name], dest=f.name, type=str if f.choices else _integer, default=f.default,
+                       metavar="{" + ",".join(f.choices) + "}" if f.choices else "N", help=f.describe())
     p.add_argument("--sync-period-s", type=float, default=1.0, metavar="S",
                    help="how often Services and Endpoints are listed (default 1)")
     p.add_argument("--iptables", default="iptables", metavar="BIN",
@@ -59,9 +60,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, RapCo
     except ValueError:
         parser.error(f"--bind-address: {args.bind_address!r} is not an IPv4 address")
     try:
-        check_rtt_port(args.rtt_port)
+        args.monitor_config = MonitorConfig(**{name: getattr(args, name) for name in MONITOR_FLAGS})
     except ConfigError as e:
-        parser.error(f"--{RTT_PORT.option}: {e.reason}")
+        parser.error(f"{', '.join(MONITOR_FLAGS[name] for name in e.fields)}: {e.reason}")
     if not args.sync_period_s > 0:
         parser.error(f"--sync-period-s: must be > 0 seconds, got {args.sync_period_s}")
     if not os.path.isfile(args.kubeconfig):
@@ -72,6 +73,16 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, RapCo
     except ConfigError as e:
         parser.error(f"{', '.join(RAP_FLAGS[name] for name in e.fields)}: {e}")
     return args, config
+
+
+def _integer(text: str) -> int | float:
+    """An integer option's text as a number for MonitorConfig to check (8080.5 and "x" fail there,
+    with the range in the message)."""
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return int(value) if value.is_integer() else value
 
 
 def check_bind_address(address: str) -> None:
@@ -143,7 +154,12 @@ async def serve(args: argparse.Namespace, config: RapConfig) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     tasks = [asyncio.create_task(watch_services(api_client, proxier, args.sync_period_s))]
-    if args.policy == "rap":
+    if args.policy == "rap" and args.monitor == "aggregator":
+        from rap.pyproxy.aggmonitor import AggregatedMonitor
+
+        monitor = AggregatedMonitor(api_client, policy, args.node, config.period_s, args.rtt_port, args.rtt_probes)
+        tasks.append(asyncio.create_task(run_monitor(monitor, config.period_s)))
+    elif args.policy == "rap":
         monitor = Monitor(api_client, policy, args.node, config.period_s, args.rtt_port)
         tasks.append(asyncio.create_task(run_monitor(monitor, config.period_s)))
     try:
@@ -165,8 +181,9 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s pyproxy[" + args.node + "] %(levelname)s %(message)s")
     # urllib3 warns on every retry of every request; our own once-per-change errors say it better.
     logging.getLogger("urllib3").setLevel(logging.ERROR)
-    log.info("starting: policy=%s node=%s bind=%s rtt_port=%d sync_period_s=%g config=%s",
-             args.policy, args.node, args.bind_address, args.rtt_port, args.sync_period_s, config.as_dict())
+    log.info("starting: policy=%s node=%s bind=%s monitor=%s sync_period_s=%g config=%s",
+             args.policy, args.node, args.bind_address, args.monitor_config.as_dict(), args.sync_period_s,
+             config.as_dict())
     try:
         asyncio.run(serve(args, config))
     except (IptablesError, StartupError) as e:

@@ -17,7 +17,7 @@ import re
 import pytest
 
 from rap import config_docs
-from rap.config import DEFAULT_RTT_PORT, ConfigError, RapConfig, check_rtt_port
+from rap.config import DEFAULT_RTT_PORT, ConfigError, MonitorConfig, RapConfig, check_rtt_port
 from rap.deploy import spec
 from rap.deploy.options import DeployError, parse_options
 from rap.paths import REPO
@@ -141,7 +141,21 @@ def test_a_bad_choice_names_the_field_and_the_choices(row):
 
 
 @pytest.mark.parametrize("row, value, ok", probe_cases(MONITOR))
-def test_rtt_port_check_allows_exactly_the_tables_range(row, value, ok):
+def test_monitor_config_allows_exactly_the_tables_range(row, value, ok):
+    if ok:
+        assert getattr(MonitorConfig(**{row["name"]: value}), row["name"]) == value
+    else:
+        with pytest.raises(ConfigError, match=rf"^{row['name']}: must be "):
+            MonitorConfig(**{row["name"]: value})
+
+
+def test_monitor_config_has_the_monitor_rows_and_their_defaults():
+    assert [f.name for f in dataclasses.fields(MonitorConfig)] == [r["name"] for r in MONITOR]
+    assert MonitorConfig().as_dict() == {r["name"]: r["default"] for r in MONITOR}
+
+
+@pytest.mark.parametrize("value, ok", [(1, True), (65535, True), (0, False), (65536, False), (80.5, False)])
+def test_rtt_port_check_allows_exactly_the_tables_range(value, ok):
     if ok:
         assert check_rtt_port(value) == value
     else:

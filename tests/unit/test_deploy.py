@@ -107,7 +107,8 @@ def test_env_carries_every_setting_and_the_node_name_from_the_downward_api():
         "RAP_MODE": "classic", "RAP_PERIOD_S": "2.0", "RAP_STALE_AFTER_S": "6.0", "RAP_CPU_THRESHOLD": "0.7",
         "RAP_MEM_THRESHOLD": "0.9", "RAP_W_CPU": "0.5", "RAP_W_MEM": "0.2", "RAP_W_NET": "0.0",
         "RAP_HYSTERESIS": "0.1", "RAP_RTT_PER_CONN_MS": "10.0", "RAP_EJECT_S": "3.0",
-        "RAP_NODE_NAME": None, "RAP_RTT_PORT": "8080", "RAP_KUBECONFIG": "/var/lib/kube-proxy/kubeconfig.conf"}
+        "RAP_NODE_NAME": None, "RAP_RTT_PORT": "8080", "RAP_MONITOR": "node", "RAP_RTT_PROBES": "16",
+        "RAP_KUBECONFIG": "/var/lib/kube-proxy/kubeconfig.conf"}
     assert env["RAP_NODE_NAME"]["valueFrom"] == {"fieldRef": {"apiVersion": "v1", "fieldPath": "spec.nodeName"}}
     # every value reads back as the same float (rap.go parses them with strconv.ParseFloat)
     for name, value in parse_options("rap:v1", cpu_threshold="0.1").rap.as_dict().items():

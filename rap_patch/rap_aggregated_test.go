@@ -1,0 +1,255 @@
+/*
+Copyright 2026 The RAP toolkit authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package userspace
+
+// Tests of rap_aggregated.go: the records' parsing, the monitor fed through
+// real informers by client-go's fake clientset (its watch delivers every
+// change), staleness when the heartbeat stops, the bounded probe order, and
+// the monitor settings.
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	coordv1 "k8s.io/api/coordination/v1"
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+)
+
+func rapLoadMap(node, nodeJSON, podsJSON string) *v1.ConfigMap {
+	return &v1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: rapAggLoadPrefix + node, Namespace: rapAggNamespace,
+			Labels: map[string]string{"rap.io/load": "true"}},
+		Data: map[string]string{"node": nodeJSON, "pods": podsJSON},
+	}
+}
+
+func rapLease(ts time.Time) *coordv1.Lease {
+	return &coordv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: rapAggLeaseName, Namespace: rapAggNamespace,
+		Annotations: map[string]string{rapAggMetricsTime: ts.UTC().Format(time.RFC3339Nano)}}}
+}
+
+func TestRAPAggParseLoad(t *testing.T) {
+	rec, err := parseRAPLoad(rapLoadMap("node-2", `{"name":"node-2","ip":"10.0.0.2","cpu":0.5,"mem":0.25}`,
+		`{"10.1.2.3":{"cpu":0.9,"mem":0.1},"not-an-ip":{"cpu":0.1,"mem":0.1},"10.1.2.4":{"cpu":-1,"mem":0.1}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.name != "node-2" || rec.ip != "10.0.0.2" || rec.node == nil || rec.node.CPU != 0.5 || rec.node.Mem != 0.25 {
+		t.Errorf("node record %+v", rec)
+	}
+	if len(rec.pods) != 1 || rec.pods["10.1.2.3"].CPU != 0.9 {
+		t.Errorf("pods %+v: want only 10.1.2.3 (a bad IP and a negative use are no samples)", rec.pods)
+	}
+	// A node without a sample still carries its IP, for the RTT probe.
+	rec, err = parseRAPLoad(rapLoadMap("node-3", `{"name":"node-3","ip":"10.0.0.3"}`, ""))
+	if err != nil || rec.node != nil || rec.ip != "10.0.0.3" {
+		t.Errorf("node without usage: %+v, %v", rec, err)
+	}
+	for _, bad := range []*v1.ConfigMap{
+		rapLoadMap("x", `{"ip":"10.0.0.9"}`, "{}"),
+		rapLoadMap("x", `not json`, "{}"),
+		rapLoadMap("x", `{"name":"x"}`, `[1,2]`),
+	} {
+		if _, err := parseRAPLoad(bad); err == nil || !strings.Contains(err.Error(), "rap-load-x") {
+			t.Errorf("%v: err %v, want one naming the ConfigMap", bad.Data, err)
+		}
+	}
+}
+
+// rapAggUnderTest starts a monitor on a fake clientset holding objs; its
+// clock and wall are the test's.
+func rapAggUnderTest(t *testing.T, objs ...interface{}) (*rapAggMonitor, *fake.Clientset, *float64, *time.Time) {
+	t.Helper()
+	client := fake.NewSimpleClientset()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	for _, o := range objs {
+		switch o := o.(type) {
+		case *v1.ConfigMap:
+			if _, err := client.CoreV1().ConfigMaps(rapAggNamespace).Create(ctx, o, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		case *coordv1.Lease:
+			if _, err := client.CoordinationV1().Leases(rapAggNamespace).Create(ctx, o, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	rb := newRAPBalancer(rapTestConfig(), "node-1")
+	now, wall := 100.0, time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	rb.clock = func() float64 { return now }
+	m := newRAPAggMonitor(rb, client, 10250, 2)
+	m.wall = func() time.Time { return wall }
+	m.dial = func(ctx context.Context, addr string) error { return nil }
+	m.start(ctx)
+	return m, client, &now, &wall
+}
+
+func rapTestConfig() rapConfig {
+	c := defaultRAPConfig()
+	c.periodS, c.staleAfterS = 1, 3
+	return c
+}
+
+// rapEventually waits for cond over the informers' asynchronous delivery.
+func rapEventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestRAPAggMonitorFollowsThePublishedRecords(t *testing.T) {
+	wall := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	m, client, _, _ := rapAggUnderTest(t,
+		rapLoadMap("node-2", `{"name":"node-2","ip":"10.0.0.2","cpu":0.5,"mem":0.25}`, `{"10.1.2.3":{"cpu":0.9,"mem":0.1}}`),
+		rapLease(wall.Add(-time.Second)))
+	rb := m.rb
+	rapEventually(t, "the first snapshot", func() bool { return len(rb.snapshot().pods) == 1 })
+	s := rb.snapshot()
+	if u := s.pods["10.1.2.3"]; u.cpu != 0.9 || u.at != 99 {
+		t.Errorf("pod sample %+v: want cpu 0.9 stamped at the heartbeat's metrics time (now 100 - 1 s)", u)
+	}
+	if u := s.nodes["node-2"]; u.cpu != 0.5 || u.mem != 0.25 {
+		t.Errorf("node sample %+v", u)
+	}
+	if !s.podHot["10.1.2.3"] {
+		t.Error("a pod at 0.9 CPU is not hot: the snapshot did not go through setSnapshot")
+	}
+
+	// A rewrite is seen without waiting for a period.
+	cm := rapLoadMap("node-2", `{"name":"node-2","ip":"10.0.0.2","cpu":0.5,"mem":0.25}`, `{"10.1.2.3":{"cpu":0.2,"mem":0.1}}`)
+	if _, err := client.CoreV1().ConfigMaps(rapAggNamespace).Update(context.Background(), cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rapEventually(t, "the rewritten record", func() bool { return rb.snapshot().pods["10.1.2.3"].cpu == 0.2 })
+
+	// A deleted record takes its samples with it.
+	if err := client.CoreV1().ConfigMaps(rapAggNamespace).Delete(context.Background(), cm.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rapEventually(t, "the record's removal", func() bool { return len(rb.snapshot().pods) == 0 && len(rb.snapshot().nodes) == 0 })
+}
+
+func TestRAPAggMonitorGoesBlindWhenTheHeartbeatStops(t *testing.T) {
+	wall := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	m, client, now, _ := rapAggUnderTest(t,
+		rapLoadMap("node-2", `{"name":"node-2","ip":"10.0.0.2","cpu":0.5,"mem":0.25}`, `{"10.1.2.3":{"cpu":0.9,"mem":0.1}}`),
+		rapLease(wall))
+	rb := m.rb
+	rapEventually(t, "the first snapshot", func() bool { return len(rb.snapshot().pods) == 1 })
+
+	// The Lease is not renewed: once its metrics time is older than
+	// stale_after_s (3 s here), every sample goes at once.
+	*now = 103.5
+	m.signal()
+	rapEventually(t, "the stale snapshot", func() bool { return len(rb.snapshot().pods) == 0 && len(rb.snapshot().nodes) == 0 })
+	if m.metricsOK == nil || *m.metricsOK {
+		t.Error("a stale heartbeat was not noted as metrics unavailable")
+	}
+
+	// Renewed with a newer metrics time: back.
+	if _, err := client.CoordinationV1().Leases(rapAggNamespace).Update(context.Background(), rapLease(wall.Add(3*time.Second)), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rapEventually(t, "the renewed snapshot", func() bool { return len(rb.snapshot().pods) == 1 })
+
+	// No Lease at all: blind.
+	if err := client.CoordinationV1().Leases(rapAggNamespace).Delete(context.Background(), rapAggLeaseName, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rapEventually(t, "the snapshot without a heartbeat", func() bool { return len(rb.snapshot().pods) == 0 })
+}
+
+func TestRAPAggMonitorIgnoresAnUnreadableRecordOnly(t *testing.T) {
+	wall := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	m, _, _, _ := rapAggUnderTest(t,
+		rapLoadMap("node-2", `{"name":"node-2","ip":"10.0.0.2","cpu":0.5,"mem":0.25}`, `{"10.1.2.3":{"cpu":0.9,"mem":0.1}}`),
+		rapLoadMap("node-3", `{broken`, `{}`),
+		rapLease(wall))
+	rapEventually(t, "the snapshot", func() bool { return len(m.rb.snapshot().nodes) == 1 })
+	if _, ok := m.rb.snapshot().nodes["node-2"]; !ok {
+		t.Error("node-2's good record was dropped with node-3's bad one")
+	}
+}
+
+func TestRAPAggProbeTargetsAreBoundedAndPreferEndpointHosts(t *testing.T) {
+	rb := newRAPBalancer(rapTestConfig(), "node-1")
+	m := newRAPAggMonitor(rb, fake.NewSimpleClientset(), 10250, 2)
+	for _, n := range []string{"node-1", "node-2", "node-3", "node-4", "node-5"} {
+		m.loads[rapAggLoadPrefix+n] = rapAggNode{name: n, ip: "10.0.0." + n[len(n)-1:]}
+	}
+	m.loads[rapAggLoadPrefix+"node-6"] = rapAggNode{name: "node-6"} // no IP: never dialled
+	m.endpointNodes = func() map[string]bool { return map[string]bool{"node-4": true, "node-6": true} }
+	m.rtt = map[string]rapRTT{"node-2": {ms: 1, at: 50}}
+
+	got := m.probeTargets()
+	names := []string{}
+	for _, tg := range got {
+		names = append(names, tg.name)
+	}
+	// node-4 hosts an endpoint; then node-3 and node-5 (never measured) before node-2 (measured at 50).
+	if strings.Join(names, ",") != "node-4,node-3" {
+		t.Errorf("targets %v, want node-4,node-3 (the local node and one without an IP never)", names)
+	}
+	if got[0].addr != "10.0.0.4:10250" {
+		t.Errorf("address %q", got[0].addr)
+	}
+
+	// A round probes exactly those, and the next round moves on.
+	m.probeRound(context.Background())
+	if _, ok := m.rtt["node-4"]; !ok {
+		t.Errorf("rtt after a round: %v", m.rtt)
+	}
+	rb.clock = func() float64 { return 1 }
+	m.rtt["node-4"] = rapRTT{ms: 1, at: 60}
+	m.rtt["node-3"] = rapRTT{ms: 1, at: 60}
+	names = names[:0]
+	for _, tg := range m.probeTargets() {
+		names = append(names, tg.name)
+	}
+	if strings.Join(names, ",") != "node-4,node-5" {
+		t.Errorf("second round %v, want node-4,node-5", names)
+	}
+}
+
+func TestRAPMonitorSettingsFromEnv(t *testing.T) {
+	get := func(env map[string]string) func(string) string { return func(k string) string { return env[k] } }
+	ms, err := rapMonitorSettingsFromEnv(get(nil))
+	if err != nil || ms != defaultRAPMonitorSettings() {
+		t.Errorf("defaults %+v, %v", ms, err)
+	}
+	ms, err = rapMonitorSettingsFromEnv(get(map[string]string{"RAP_MONITOR": "aggregator", "RAP_RTT_PROBES": "8"}))
+	if err != nil || ms.kind != rapMonitorAggregator || ms.rttProbes != 8 {
+		t.Errorf("aggregator, 8: %+v, %v", ms, err)
+	}
+	for _, env := range []map[string]string{
+		{"RAP_MONITOR": "central"}, {"RAP_RTT_PROBES": "0"}, {"RAP_RTT_PROBES": "1001"}, {"RAP_RTT_PROBES": "2.5"},
+	} {
+		if _, err := rapMonitorSettingsFromEnv(get(env)); err == nil {
+			t.Errorf("%v accepted", env)
+		}
+	}
+}
