@@ -78,10 +78,11 @@ def test(c, fast=False):
 # ---- the local cluster: etcd, kube-apiserver, node namespaces, real kube-proxy (rap.localcluster) ----
 
 @task(help=local_options.option_help(), iterable=["rtt"], auto_shortflags=False)
-def local_up(c, nodes=None, proxy=None, policy=None, pods=None, pod_cpu=None, cpu_ms=None, rtt=None, period=None):
+def local_up(c, nodes=None, proxy=None, policy=None, pods=None, pod_cpu=None, cpu_ms=None, rtt=None, period=None,
+             monitor=None):
     """Start a real multi-node cluster on this machine (root; no Docker): etcd, kube-apiserver, kube-proxy."""
     cfg = _run(local_options.parse_options, nodes=nodes, proxy=proxy, policy=policy, pods=pods,
-               pod_cpu=pod_cpu, cpu_ms=cpu_ms, rtt=rtt, period=period)
+               pod_cpu=pod_cpu, cpu_ms=cpu_ms, rtt=rtt, period=period, monitor=monitor)
     from rap.localcluster import cluster
 
     print(cluster.describe(_run(cluster.up, cfg)))

@@ -102,7 +102,7 @@ def _command_cases() -> list[Case]:
         _cli("local-up", "--cpu-ms", "-1"), _cli("local-up", "--rtt", "node-2=fast", names="--rtt"),
         _cli("local-up", "--rtt", "node-1:node-1=5ms", names="node-1"),
         _cli("local-up", "--nodes", "2", "--rtt", "node-3=5ms", names="node-3"),
-        _cli("local-up", "--period", "0"),
+        _cli("local-up", "--period", "0"), _cli("local-up", "--monitor", "central"),
         _cli("up", "--project", "X", names="--project"), _cli("up", "--operator-cidr", "0.0.0.0/0", base=_UP_PROJECT),
         _cli("up", "--operator-cidr", "10.0.0.300/8", base=_UP_PROJECT),
         _cli("up", "--workers", "1", base=_UP_OK), _cli("up", "--workers", "two", base=_UP_OK),

@@ -190,7 +190,7 @@ def proxy_argv(c: cfg.ClusterConfig, st: state.ClusterState, i: int, binary: Pat
     if kind.name == "python":
         return [sys.executable, "-m", "rap.pyproxy", "--kubeconfig", kubeconfig, "--node", node,
                 "--bind-address", cfg.node_ip(i), "--policy", c.python_policy,
-                "--rap-period-s", str(c.rap_period_s), "--rtt-port", str(RTT_PORT)]
+                "--rap-period-s", str(c.rap_period_s), "--rtt-port", str(RTT_PORT), "--monitor", c.rap_monitor]
     if kind.balance is not None:
         return [sys.executable, "-m", kind.module, "--kubeconfig", kubeconfig, "--node", node,
                 "--cluster-ip", st.cluster_ip, "--port", str(objects.SERVICE_PORT), "--balance", kind.balance,
@@ -208,7 +208,7 @@ def proxy_argv(c: cfg.ClusterConfig, st: state.ClusterState, i: int, binary: Pat
 
 def proxy_env(c: cfg.ClusterConfig, st: state.ClusterState, i: int) -> dict[str, str]:
     """RAP's environment for node i's proxy; the settings' names come from the config table."""
-    settings = {"period_s": c.rap_period_s, "rtt_port": RTT_PORT}
+    settings = {"period_s": c.rap_period_s, "rtt_port": RTT_PORT, "monitor": c.rap_monitor}
     mode = proxykinds.kind(c.proxy).rap_mode
     if mode is not None:
         settings["mode"] = FIELDS["mode"].check(mode)
@@ -372,14 +372,17 @@ def current(runtime: Path | None = None) -> state.ClusterState:
     return _live(runtime)[1]
 
 
-def switch_proxy(kind: str, policy: str = "rap", runtime: Path | None = None) -> state.ClusterState:
+def switch_proxy(kind: str, policy: str = "rap", runtime: Path | None = None,
+                 monitor: str | None = None) -> state.ClusterState:
     """Replace the proxy on every node (e.g. stock -> rap) without rebuilding the cluster.
 
     The benchmark interleaves policies on one cluster shape this way, so every
-    policy sees the same pods, addresses and delays.
+    policy sees the same pods, addresses and delays. ``monitor`` (None: keep the
+    cluster's) switches RAP's monitor too, starting or stopping rap.aggregator.
     """
     runtime, st, c = _live(runtime)
-    new = cfg.ClusterConfig(**{**asdict(c), "proxy": kind, "python_policy": policy})
+    new = cfg.ClusterConfig(**{**asdict(c), "proxy": kind, "python_policy": policy,
+                               "rap_monitor": monitor or c.rap_monitor})
     binary = preflight(new).get("kube-proxy")
     old, names = st.proxy, [f"proxy-{i}" for i in c.node_indexes()]
     # Side by side keeps the benchmark's dozens of switches short: one SIGTERM to
@@ -399,11 +402,22 @@ def switch_proxy(kind: str, policy: str = "rap", runtime: Path | None = None) ->
         objects.set_traffic_policy(api, wanted)
     with state.change(runtime) as st:
         st.proxy = kind
-        st.config.update(proxy=kind, python_policy=policy)
+        st.config.update(proxy=kind, python_policy=policy, rap_monitor=new.rap_monitor)
+    _match_aggregator(runtime, new)
     for i in c.node_indexes():
         start_proxy(runtime, new, st, i, binary)
     _each_node(c, lambda i: wait_service(runtime, st, i))
     return st
+
+
+def _match_aggregator(runtime: Path, c: cfg.ClusterConfig) -> None:
+    """rap.aggregator runs exactly when the cluster's monitor is "aggregator" (started before the proxies)."""
+    from rap.aggregator import local as aggregator
+
+    if c.rap_monitor == "aggregator" and not aggregator.running(runtime):
+        aggregator.start(runtime)
+    elif c.rap_monitor != "aggregator" and aggregator.running(runtime):
+        aggregator.stop(runtime)
 
 
 def _each_node(c: cfg.ClusterConfig, action) -> None:

@@ -92,6 +92,8 @@ class ClusterConfig:
     etcd_port: int = 23790
     metrics_port: int = 6444
     rap_period_s: float = 1.0
+    # RAP's monitor (the config table's "monitor"): "aggregator" also runs rap.aggregator.
+    rap_monitor: str = FIELDS["monitor"].default
     # The metrics server's sampling interval and CPU-rate window, in seconds. Short by
     # default so that tests react fast; metrics-server's release manifest scrapes every
     # 15 s and reports the rate between its last two scrapes (the bench's production cadence).
@@ -126,6 +128,10 @@ class ClusterConfig:
             FIELDS["period_s"].check(self.rap_period_s)
         except ConfigError as exc:
             raise ClusterConfigError(f"--period: {exc.reason}") from None
+        try:
+            FIELDS["monitor"].check(self.rap_monitor)
+        except ConfigError as exc:
+            raise ClusterConfigError(f"--monitor: {exc.reason}") from None
         if not 0 < self.metrics_interval_s <= self.metrics_window_s <= 600:
             raise ClusterConfigError(f"metrics cadence: need 0 < interval ({self.metrics_interval_s:g}s) <= window "
                                      f"({self.metrics_window_s:g}s) <= 600s")

@@ -15,7 +15,8 @@ from rap.policies import POLICY_NAMES
 def option_help() -> dict[str, str]:
     d = ClusterConfig()
     defaults = {"nodes": d.nodes, "proxy": d.proxy, "policy": d.python_policy, "pods": f"{d.default_pods} each",
-                "pod_cpu": d.pod_cpu, "cpu_ms": d.cpu_ms, "period": d.rap_period_s}
+                "pod_cpu": d.pod_cpu, "cpu_ms": d.cpu_ms, "period": d.rap_period_s,
+                "monitor": d.rap_monitor}
     return with_defaults({
         "nodes": "number of nodes, 1..9",
         "proxy": "; ".join(f"{k.name}: {k.help}" for k in proxykinds.KINDS.values()),
@@ -25,11 +26,13 @@ def option_help() -> dict[str, str]:
         "cpu_ms": "CPU milliseconds each request costs a backend",
         "rtt": "inter-node round-trip time, repeatable: node-2=40ms (node-1<->node-2), node-1:node-3=80ms, *=10ms",
         "period": "RAP's monitor period in seconds; shorter than a real cluster's so that tests react fast",
+        "monitor": "RAP's monitor: node (each kube-proxy lists the cluster) or aggregator (also runs "
+                   "rap.aggregator, which the kube-proxies watch; docs/scale.md)",
     }, defaults)
 
 
 def parse_options(*, nodes=None, proxy=None, policy=None, pods=None, pod_cpu=None, cpu_ms=None,
-                  rtt=None, period=None) -> ClusterConfig:
+                  rtt=None, period=None, monitor=None) -> ClusterConfig:
     """Raw option text -> ClusterConfig; a bad option is a ClusterConfigError naming it."""
     from rap.localcluster import netdelay
 
@@ -42,4 +45,5 @@ def parse_options(*, nodes=None, proxy=None, policy=None, pods=None, pod_cpu=Non
         pod_cpu=number("--pod-cpu", pod_cpu, float, ClusterConfigError, d.pod_cpu),
         cpu_ms=number("--cpu-ms", cpu_ms, float, ClusterConfigError, d.cpu_ms),
         rtt_ms=netdelay.parse_rtt(rtt or [], nodes=node_count),
-        rap_period_s=number("--period", period, float, ClusterConfigError, d.rap_period_s))
+        rap_period_s=number("--period", period, float, ClusterConfigError, d.rap_period_s),
+        rap_monitor=monitor or d.rap_monitor)

@@ -107,6 +107,10 @@ def backend_pods(ctx: Context) -> None:
 
 
 def proxies(ctx: Context) -> None:
+    if ctx.config.rap_monitor == "aggregator":
+        from rap.aggregator import local as aggregator
+
+        aggregator.step(ctx)  # before the proxies, so that their first look finds its objects
     for i in ctx.config.node_indexes():
         cluster.start_proxy(ctx.runtime, ctx.config, ctx.state, i, ctx.binaries.get("kube-proxy"))
 
@@ -127,7 +131,8 @@ ACTIONS: tuple[Action, ...] = (
     Action(lambda ctx: "metrics server (metrics.k8s.io through the aggregation layer)", metrics_server),
     Action(lambda ctx: "backend pods: " + ", ".join(f"node-{i}={ctx.config.pods_on(i)}"
                                                     for i in ctx.config.node_indexes()), backend_pods),
-    Action(lambda ctx: f"proxies: {ctx.config.proxy} on every node", proxies),
+    Action(lambda ctx: f"proxies: {ctx.config.proxy} on every node"
+           + (", rap.aggregator" if ctx.config.rap_monitor == "aggregator" else ""), proxies),
     Action(lambda ctx: f"waiting until the Service {ctx.state.cluster_ip}:{objects.SERVICE_PORT} "
            "answers from every node", service_answers),
 )

@@ -11,7 +11,7 @@ import pytest
 
 from rap.config import FIELDS
 from rap.localcluster import cluster, procs, proxykinds, state
-from rap.localcluster.config import ClusterConfig
+from rap.localcluster.config import ClusterConfig, ClusterConfigError
 
 ST = state.ClusterState(kubeconfig="/run/k.kubeconfig", cluster_ip="10.215.0.7")
 
@@ -37,7 +37,19 @@ def test_the_env_names_are_the_tables():
     env = _env("rap-adaptive", rap_period_s=2.5)
     assert env == {"RAP_KUBECONFIG": "/run/proxy-node-2.kubeconfig", "RAP_NODE_NAME": "node-2",
                    FIELDS["period_s"].env: "2.5", FIELDS["rtt_port"].env: str(FIELDS["rtt_port"].default),
-                   FIELDS["mode"].env: "adaptive"}
+                   FIELDS["monitor"].env: "node", FIELDS["mode"].env: "adaptive"}
+
+
+def test_the_monitor_reaches_both_proxies():
+    c = ClusterConfig(proxy="rap", rap_monitor="aggregator")
+    assert cluster.proxy_env(c, ST, 2)[FIELDS["monitor"].env] == "aggregator"
+    argv = cluster.proxy_argv(ClusterConfig(proxy="python", rap_monitor="aggregator"), ST, 1, None, Path("/run/rt"))
+    assert argv[argv.index("--monitor") + 1] == "aggregator"
+
+
+def test_a_monitor_outside_the_table_is_refused():
+    with pytest.raises(ClusterConfigError, match="--monitor"):
+        ClusterConfig(rap_monitor="central")
 
 
 def test_the_python_proxy_gets_no_mode():

@@ -180,6 +180,31 @@ def test_a_failed_cleanup_stops_the_switch_before_anything_new_starts(monkeypatc
     assert world.kinds("start") == [] and world.kinds("save") == []
 
 
+@pytest.mark.parametrize("before, monitor, was_running, expect", [
+    ("node", "aggregator", False, ["agg-start"]),
+    ("aggregator", "node", True, ["agg-stop"]),
+    ("aggregator", None, True, []),  # kept: the cluster's monitor
+    ("aggregator", None, False, ["agg-start"]),  # it died: a switch brings it back
+    ("node", None, False, []),
+])
+def test_the_aggregator_runs_exactly_with_the_aggregator_monitor(monkeypatch, tmp_path, before, monitor,
+                                                                 was_running, expect):
+    from rap.aggregator import local as aggregator
+
+    world = FakeCluster(monkeypatch, tmp_path, "rap", "Cluster")
+    monkeypatch.setattr(cluster, "_live", lambda runtime: (tmp_path, world.state, ClusterConfig(
+        nodes=3, proxy="rap", rap_monitor=before)))
+    monkeypatch.setattr(aggregator, "running", lambda runtime: 7 if was_running else None)
+    monkeypatch.setattr(aggregator, "start", lambda runtime: world.events.append(("agg-start",)))
+    monkeypatch.setattr(aggregator, "stop", lambda runtime: world.events.append(("agg-stop",)))
+    st = cluster.switch_proxy("rap", monitor=monitor)
+    names = [e[0] for e in world.events]
+    assert [n for n in names if n.startswith("agg-")] == expect
+    if expect:
+        assert names.index(expect[0]) < names.index("start")  # the proxies' first look finds its objects
+    assert st.config["rap_monitor"] == (monitor or before)
+
+
 def test_recorded_skips_a_pid_file_removed_while_listing(tmp_path, monkeypatch):
     from pathlib import Path
 
