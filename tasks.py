@@ -277,6 +277,21 @@ def bench(c, quick=False, scenarios=None, policies=None, reps=None, duration=Non
          interrupted="interrupted (the cluster was torn down; partial results were written)")
 
 
+# ---- RAP at scale: the simulator of its decisions and its monitors' cost on a KWOK cluster (rap.sim, rap.scale) ----
+
+from rap.scale import task as scale_task  # noqa: E402 - its option help, beside its one task
+
+
+@task(help=scale_task.option_help(), auto_shortflags=False)
+def scale(c, quick=False, part=None, nodes=None, monitor=None, sim_nodes=None, overloaded=None, seed=None, out=None):
+    """RAP at hundreds of nodes (simulated decisions: latency, herding, settling) and its monitors' API cost at
+    100-1,000 KWOK nodes, per RAP node (docs/scale.md)."""
+    code = _run(scale_task.run, quick=quick, part=part, nodes=nodes, monitor=monitor, sim_nodes=sim_nodes,
+                overloaded=overloaded, seed=seed, out=out, interrupted="interrupted (the cluster was torn down)")
+    if code:
+        raise Exit(code=code)
+
+
 # ---- the load generator cross-checked against vegeta, a generator nobody here wrote (rap.bench.crosscheck) ----
 
 from rap.bench import crosscheck as bench_crosscheck_module  # noqa: E402 - its option help, beside its one task

@@ -41,9 +41,14 @@ def _parser() -> argparse.ArgumentParser:
 def run_and_print(**raw) -> tuple[dict, Path]:
     """What ``invoke scale`` calls: raw option text (the keywords of ``parse_options``) -> the run, its table
     printed; a bad option or a failed run raises a UserError (one line, its exit code)."""
+    return run_options(parse_options(**raw))
+
+
+def run_options(opts) -> tuple[dict, Path]:
+    """The run of parsed options (a ScaleOptions), its table printed."""
     from rap.scale import report, run
 
-    doc, out = run(parse_options(**raw))
+    doc, out = run(opts)
     print(report.markdown({**doc, "checks": report.checks(doc)}))
     print(f"written to {out}/scale.md and {out}/scale.json")
     return doc, out
