@@ -205,3 +205,11 @@ def test_cli_bad_option_is_one_line_and_exit_2(capsys):
     assert cli.main(["--nodes", "0", "--monitor", "node"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: --nodes:")
+
+
+def test_the_spread_counts_every_size_not_only_the_ends():
+    agg = lambda rps: {**_row(rps, 1000), "aggregator": {**_row(1.0, 5e6), "cpu_pct": 20.0}}  # noqa: E731
+    doc = {"sizes": [{"simulated_nodes": n, "monitors": {"aggregator": agg(rps)}}
+                     for n, rps in ((100, 0.2), (300, 0.3), (1000, 0.21))]}
+    [spread] = [c for c in report.checks(doc) if c["check"].startswith("API requests/s")]
+    assert spread["ok"] is False and spread["measured"] == "0.2 -> 0.3 -> 0.21 (50%)"
