@@ -232,18 +232,22 @@ _RAP_OPTION_HELP = deploy_options.option_help()  # RAP_<NAME>: meaning; range (d
 @task(
     help={
         "image": "the RAP kube-proxy image, NAME:TAG, pullable by every node (required; see build-proxy --image)",
+        "aggregator_image": "with --monitor aggregator (required there, refused otherwise): the image of the "
+                            "Deployment kube-system/rap-aggregator, NAME:TAG, holding python3 and the rap package",
         "kubeconfig": _KUBECONFIG_HELP,
-        "timeout": "seconds to wait for every node to run it before rolling back by itself (default 300)",
+        "timeout": "seconds to wait for every node to run it (and the aggregator to be available) before "
+                   "rolling back by itself (default 300)",
         **_RAP_OPTION_HELP,
     },
     auto_shortflags=False,
 )
 @_with_options(_RAP_OPTION_HELP)
-def deploy(c, image=None, kubeconfig=None, timeout=None, **rap):
-    """Switch kube-system/kube-proxy to the RAP image in userspace mode; roll back by itself if not ready."""
+def deploy(c, image=None, aggregator_image=None, kubeconfig=None, timeout=None, **rap):
+    """Switch kube-system/kube-proxy to the RAP image in userspace mode (with --monitor aggregator, also run
+    rap.aggregator); roll back by itself if not ready."""
     from rap import deploy as rap_deploy
 
-    opts = _run(rap_deploy.parse_options, image, timeout=timeout, **rap)
+    opts = _run(rap_deploy.parse_options, image, timeout=timeout, aggregator_image=aggregator_image, **rap)
     _run(rap_deploy.deploy, opts, kubeconfig)
 
 
@@ -255,7 +259,8 @@ def deploy(c, image=None, kubeconfig=None, timeout=None, **rap):
     auto_shortflags=False,
 )
 def rollback(c, kubeconfig=None, timeout=None):
-    """Put back the kube-proxy image, args, env and ConfigMap that `invoke deploy` recorded; remove RAP's RBAC."""
+    """Put back the kube-proxy image, args, env and ConfigMap that `invoke deploy` recorded; remove RAP's RBAC
+    and the aggregator."""
     from rap import deploy as rap_deploy
 
     timeout_s = _run(rap_deploy.parse_timeout, timeout)

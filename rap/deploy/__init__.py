@@ -1,9 +1,10 @@
 """`invoke deploy` / `invoke rollback`: the RAP kube-proxy into a kubeadm cluster's kube-system, and back.
 
 options.py checks the options (RAP's from rap/schemas/rap-config.json);
-spec.py holds the pure edits (env, KubeProxyConfiguration, record, RBAC,
-rollout progress); kube.py talks to the API server; rollout.py is the two
-commands. See docs/deploy.md.
+spec.py holds the pure edits (env, KubeProxyConfiguration, record, each
+monitor's RBAC and, for the aggregated one, the aggregator's objects, rollout
+progress); kube.py talks to the API server; rollout.py is the two commands.
+See docs/deploy.md.
 
 ``deploy`` and ``rollback`` load the Kubernetes client, so they are imported
 on first use: importing this package (or rap.deploy.options, for the task

@@ -56,6 +56,19 @@ class Conflict(DeployError):
 
 CONFLICT_ATTEMPTS = 10
 
+# The kinds of the monitors' objects: kind -> (Cluster attribute, the client's method stem), so
+# that read_<stem>, create_, replace_ and delete_ (``namespaced_`` for a namespaced object) name its calls.
+_KINDS = {
+    "ServiceAccount": ("core", "service_account"),
+    "ConfigMap": ("core", "config_map"),
+    "ClusterRole": ("rbac", "cluster_role"),
+    "ClusterRoleBinding": ("rbac", "cluster_role_binding"),
+    "Role": ("rbac", "role"),
+    "RoleBinding": ("rbac", "role_binding"),
+    "Deployment": ("apps", "deployment"),
+    "Lease": ("coordination", "lease"),
+}
+
 
 def _loads(resp) -> dict:
     return json.loads(resp.data)
@@ -78,6 +91,7 @@ class Cluster:
         self.core = k8s.CoreV1Api(self.api)
         self.apps = k8s.AppsV1Api(self.api)
         self.rbac = k8s.RbacAuthorizationV1Api(self.api)
+        self.coordination = k8s.CoordinationV1Api(self.api)
 
     def close(self) -> None:
         self.api.close()
@@ -138,9 +152,12 @@ class Cluster:
         return self._update(self.read_daemonset, put, mutate)
 
     def _update(self, read, put, mutate):
+        return self._again_on_conflict(lambda: put(mutate(read())))
+
+    def _again_on_conflict(self, write):
         for attempt in range(CONFLICT_ATTEMPTS):
             try:
-                return put(mutate(read()))
+                return write()
             except Conflict:
                 if attempt == CONFLICT_ATTEMPTS - 1:
                     raise
@@ -173,32 +190,72 @@ class Cluster:
         self.call(f"delete ConfigMap {spec.NAMESPACE}/{name}", self.core.delete_namespaced_config_map,
                   name, spec.NAMESPACE, missing_ok=True)
 
-    def apply_rbac(self) -> None:
-        """Create the monitor's ClusterRole and ClusterRoleBinding, or make them as spec says."""
-        for kind, body, read, create, replace in (
-            ("ClusterRole", spec.cluster_role(), self.rbac.read_cluster_role,
-             self.rbac.create_cluster_role, self.rbac.replace_cluster_role),
-            ("ClusterRoleBinding", spec.cluster_role_binding(), self.rbac.read_cluster_role_binding,
-             self.rbac.create_cluster_role_binding, self.rbac.replace_cluster_role_binding),
-        ):
-            what = f"{kind} {spec.RBAC_NAME}"
-            current = self.call(f"read {what}", read, spec.RBAC_NAME, _preload_content=False, missing_ok=True)
-            if current is None:
-                self.call(f"create {what}", create, body, _preload_content=False)
-            else:
-                body["metadata"]["resourceVersion"] = _loads(current)["metadata"]["resourceVersion"]
-                self.call(f"update {what}", replace, spec.RBAC_NAME, body, _preload_content=False)
+    # ---- the monitor's objects, any of the kinds in _KINDS, by spec.Ref ----
 
-    def remove_rbac(self) -> None:
-        self.call(f"delete ClusterRoleBinding {spec.RBAC_NAME}", self.rbac.delete_cluster_role_binding,
-                  spec.RBAC_NAME, missing_ok=True)
-        self.call(f"delete ClusterRole {spec.RBAC_NAME}", self.rbac.delete_cluster_role,
-                  spec.RBAC_NAME, missing_ok=True)
+    def _method(self, verb: str, ref: spec.Ref):
+        api, stem = _KINDS[ref.kind]
+        return getattr(getattr(self, api), f"{verb}_{'namespaced_' if ref.namespace else ''}{stem}")
+
+    def read_object(self, ref: spec.Ref) -> dict | None:
+        """The object as the server has it; None when there is none."""
+        where = (ref.namespace,) if ref.namespace else ()
+        resp = self.call(f"read {ref}", self._method("read", ref), ref.name, *where,
+                         _preload_content=False, missing_ok=True)
+        return None if resp is None else _loads(resp)
+
+    def apply_object(self, body: dict) -> None:
+        """Create ``body``, or write it over the live object (spec.applied); again on a conflict."""
+        ref = spec.ref(body)
+        where = (ref.namespace,) if ref.namespace else ()
+
+        def write():
+            live = self.read_object(ref)
+            if live is None:  # a create that races another is a 409 too: read again, then replace
+                return self.call(f"create {ref}", self._method("create", ref), *where, body, _preload_content=False)
+            return self.call(f"update {ref}", self._method("replace", ref), ref.name, *where,
+                             spec.applied(live, body), _preload_content=False)
+        self._again_on_conflict(write)
+
+    def delete_object(self, ref: spec.Ref) -> bool:
+        """Delete the object; False when there was none."""
+        where = (ref.namespace,) if ref.namespace else ()
+        return self.call(f"delete {ref}", self._method("delete", ref), ref.name, *where,
+                         missing_ok=True) is not None
+
+    def configmaps_labelled(self, selector: str) -> list[spec.Ref]:
+        doc = _loads(self.call(f"list ConfigMaps {spec.NAMESPACE} -l {selector}", self.core.list_namespaced_config_map,
+                               spec.NAMESPACE, label_selector=selector, _preload_content=False))
+        return [spec.Ref("ConfigMap", item["metadata"]["name"], spec.NAMESPACE) for item in doc.get("items") or []]
+
+    def wait_pods_gone(self, match_labels: dict, timeout_s: float, what: str) -> bool:
+        """Poll until no Pod in kube-system carries ``match_labels`` (a Deployment's selector), or the time is up."""
+        selector = ",".join(f"{k}={v}" for k, v in sorted(match_labels.items()))
+        deadline = time.monotonic() + timeout_s
+        said = False
+        while True:
+            doc = _loads(self.call(f"list Pods {spec.NAMESPACE} -l {selector}", self.core.list_namespaced_pod,
+                                   spec.NAMESPACE, label_selector=selector, _preload_content=False))
+            left = [item["metadata"]["name"] for item in doc.get("items") or []]
+            if not left:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            if not said:
+                self.say(f"  {what}: waiting for {', '.join(left)} to stop")
+                said = True
+            time.sleep(min(POLL_S, max(0.05, deadline - time.monotonic())))
 
     # ---- waiting ----
 
-    def wait_rollout(self, timeout_s: float, what: str) -> tuple[bool, spec.Rollout | None]:
-        """Poll the DaemonSet until every node runs the current template, or the time is up.
+    def deployment_rollout(self, ref: spec.Ref) -> spec.Rollout:
+        live = self.read_object(ref)
+        if live is None:
+            raise DeployError(f"{ref} is gone")
+        return spec.deployment_rollout(live)
+
+    def wait_rollout(self, timeout_s: float, what: str,
+                     deployment: spec.Ref | None = None) -> tuple[bool, spec.Rollout | None]:
+        """Poll the DaemonSet (or ``deployment``) until it runs the current template everywhere, or the time is up.
 
         Prints a line whenever the progress changes. Transient API failures
         while waiting are reported and retried until the deadline.
@@ -207,7 +264,8 @@ class Cluster:
         last_text, state = None, None
         while True:
             try:
-                state = spec.rollout(self.read_daemonset())
+                state = (self.deployment_rollout(deployment) if deployment else
+                         spec.rollout(self.read_daemonset()))
                 text = state.describe()
             except DeployError as exc:
                 text = f"API server not answering ({exc}); retrying"

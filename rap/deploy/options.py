@@ -2,8 +2,9 @@
 
 RAP's options (``--mode``, ``--period`` ... ``--rtt-port``), the environment variable
 each sets in the kube-proxy container, their defaults, ranges and help all
-come from rap/schemas/rap-config.json through rap.config; only ``--image`` and
-``--timeout`` are deploy's own. This module imports nothing heavy, so
+come from rap/schemas/rap-config.json through rap.config; ``--image``,
+``--aggregator-image`` (the aggregator's image, required with ``--monitor
+aggregator`` and refused without it) and ``--timeout`` are deploy's own. This module imports nothing heavy, so
 tasks.py can build the deploy task's help from it at load time.
 
 Not here: what deploy changes in the cluster (spec.py, rollout.py).
@@ -19,6 +20,7 @@ from rap.config import FIELDS, MONITOR_FIELDS, ConfigError, MonitorConfig, RapCo
 from rap.errors import UserError
 
 DEFAULT_TIMEOUT_S = 300.0
+AGGREGATOR = "aggregator"  # the monitor choice that needs rap.aggregator running (the table's other is "node")
 
 # table field -> (task option, environment variable rap.go reads)
 OPTIONS = {f.name: (f"--{f.option}", f.env) for f in FIELDS.values()}
@@ -35,10 +37,15 @@ class DeployOptions:
     rap: RapConfig = field(default_factory=RapConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     timeout_s: float = DEFAULT_TIMEOUT_S
+    aggregator_image: str | None = None  # set exactly when monitor.monitor is AGGREGATOR
 
     @property
     def rtt_port(self) -> int:
         return self.monitor.rtt_port
+
+    @property
+    def aggregated(self) -> bool:
+        return self.monitor.monitor == AGGREGATOR
 
 
 def option_help() -> dict[str, str]:
@@ -60,11 +67,21 @@ def _value(f, value: Any) -> float | str:
     return value if f.choices else _number(f"--{f.option}", value)
 
 
-def check_image(image: Any) -> str:
+# option -> (what it names, an example, where one comes from): the one text of each image's errors.
+# The toolkit builds no aggregator image: any image with python3 and this package installed will do.
+_IMAGES = {
+    "--image": ("the RAP kube-proxy image", "registry.example/rap/kube-proxy:v1.21.14-rap",
+                "; see `invoke build-proxy --image`"),
+    "--aggregator-image": ("an image that holds python3 and the rap package (it runs `python3 -m rap.aggregator`)",
+                           "registry.example/rap/aggregator:v1", ""),
+}
+
+
+def check_image(image: Any, option: str = "--image") -> str:
     """NAME:TAG (the registry may carry a port; NAME@sha256:... is accepted too)."""
+    what, example, source = _IMAGES[option]
     if not image or not isinstance(image, str):
-        raise DeployError("--image: give the RAP kube-proxy image as NAME:TAG "
-                          "(e.g. registry.example/rap/kube-proxy:v1.21.14-rap; see `invoke build-proxy --image`)")
+        raise DeployError(f"{option}: give {what} as NAME:TAG (e.g. {example}{source})")
     image = image.strip()
     name, _, digest = image.partition("@")
     if digest:
@@ -73,11 +90,24 @@ def check_image(image: Any) -> str:
         name, sep, tag = image.rpartition(":")
         ok = bool(sep and name and tag) and "/" not in tag
     if not ok or re.search(r"\s", image):
-        raise DeployError(f"--image {image!r}: give NAME:TAG, e.g. registry.example/rap/kube-proxy:v1.21.14-rap")
+        raise DeployError(f"{option} {image!r}: give NAME:TAG, e.g. {example}")
     return image
 
 
-def parse_options(image: Any, *, timeout: Any = None, **rap: Any) -> DeployOptions:
+def check_aggregator_image(image: Any, monitor: str) -> str | None:
+    """The aggregator's image: required with --monitor aggregator, refused with the per-node monitor."""
+    if monitor != AGGREGATOR:
+        if image is not None:
+            raise DeployError(f"--aggregator-image: only with --monitor {AGGREGATOR} (--monitor {monitor} "
+                              f"runs no aggregator); drop it, or add --monitor {AGGREGATOR}")
+        return None
+    if image is None:
+        raise DeployError(f"--aggregator-image: required with --monitor {AGGREGATOR}: give "
+                          f"{_IMAGES['--aggregator-image'][0]} as NAME:TAG, or deploy with --monitor node")
+    return check_image(image, "--aggregator-image")
+
+
+def parse_options(image: Any, *, timeout: Any = None, aggregator_image: Any = None, **rap: Any) -> DeployOptions:
     """Check every deploy option; a bad one is a DeployError naming it (--option).
 
     ``rap`` holds the table's options by parameter name (``cpu_threshold="0.7"``,
@@ -93,7 +123,8 @@ def parse_options(image: Any, *, timeout: Any = None, **rap: Any) -> DeployOptio
         config, monitor_config = RapConfig(**values), MonitorConfig(**monitor)
     except ConfigError as exc:
         raise DeployError(f"{' + '.join(OPTIONS[f][0] for f in exc.fields)}: {exc.reason}") from None
-    return DeployOptions(image=image, rap=config, monitor=monitor_config, timeout_s=parse_timeout(timeout))
+    return DeployOptions(image=image, rap=config, monitor=monitor_config, timeout_s=parse_timeout(timeout),
+                         aggregator_image=check_aggregator_image(aggregator_image, monitor_config.monitor))
 
 
 def parse_timeout(timeout: Any) -> float:

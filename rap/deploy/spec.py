@@ -3,8 +3,10 @@
 Everything here works on plain dicts as the API server serves them (camelCase
 JSON), so it can be tested without a cluster: the RAP environment of the
 kube-proxy container, the edit of the KubeProxyConfiguration in the
-kube-proxy ConfigMap, the rollback record, and how far a DaemonSet rollout
-has got. The options are checked before any of this, in options.py.
+kube-proxy ConfigMap, the rollback record, the objects each monitor needs
+besides the DaemonSet (and how one is written over, or back onto, what the
+server has), and how far a DaemonSet or Deployment rollout has got. The
+options are checked before any of this, in options.py.
 """
 
 from __future__ import annotations
@@ -18,8 +20,13 @@ from typing import Mapping
 
 import yaml
 
+from rap.aggregator import publish
+from rap.aggregator import rbac as aggregator_rbac
+from rap.config import FIELDS, RapConfig
+
 # The options are checked in options.py; these names stay importable from here too.
-from rap.deploy.options import DEFAULT_TIMEOUT_S, OPTIONS, DeployError, DeployOptions, parse_options  # noqa: F401
+from rap.deploy.options import (AGGREGATOR, DEFAULT_TIMEOUT_S, OPTIONS, DeployError,  # noqa: F401
+                                DeployOptions, parse_options)
 
 NAMESPACE = "kube-system"
 DAEMONSET = "kube-proxy"
@@ -29,7 +36,8 @@ KUBECONFIG_KEY = "kubeconfig.conf"
 SERVICE_ACCOUNT = "kube-proxy"
 RECORD = "rap-rollback"  # kube-system ConfigMap holding what deploy replaced
 RECORD_KEY = "record.json"
-RBAC_NAME = "rap-monitor"  # ClusterRole and ClusterRoleBinding
+RBAC_NAME = "rap-monitor"  # the per-node monitor's ClusterRole and ClusterRoleBinding
+MONITORS = FIELDS["monitor"].choices  # node, aggregator: the table's
 MANAGED_BY = {"app.kubernetes.io/managed-by": "rap-toolkit"}
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 USERSPACE = "userspace"
@@ -259,7 +267,7 @@ def parse_record(configmap: Mapping) -> dict:
 
 
 # ---------------------------------------------------------------------------
-# RBAC for RAP's monitor
+# RBAC of the per-node monitor
 
 
 def cluster_role() -> dict:
@@ -285,6 +293,95 @@ def cluster_role_binding() -> dict:
 
 
 # ---------------------------------------------------------------------------
+# What each monitor needs besides the DaemonSet
+
+
+@dataclass(frozen=True)
+class Ref:
+    """One object by kind and name; namespace None for a cluster-scoped one."""
+
+    kind: str
+    name: str
+    namespace: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.namespace + '/' if self.namespace else ''}{self.name}"
+
+
+def ref(obj: Mapping) -> Ref:
+    meta = obj["metadata"]
+    return Ref(obj["kind"], meta["name"], meta.get("namespace"))
+
+
+# What the aggregator writes while it runs (rap.aggregator.publish): the heartbeat Lease and, by
+# this label, one ConfigMap per node. They go when the aggregator goes.
+AGGREGATOR_LEASE = Ref("Lease", publish.LEASE, NAMESPACE)
+PUBLISHED_SELECTOR = publish.LABEL_SELECTOR
+
+
+def monitor_objects(monitor: str, aggregator_image: str = "", config: RapConfig | None = None) -> list[dict]:
+    """The objects ``monitor`` needs besides the DaemonSet, in the order to create them.
+
+    node: the per-node monitor's ClusterRole, bound to kube-proxy's ServiceAccount.
+    aggregator: rap.aggregator.rbac's manifests, the one home of those objects: the
+    kube-proxies' Role of aggregated mode bound to that ServiceAccount (nothing
+    cluster-wide), and the aggregator itself (ServiceAccount, roles, bindings,
+    Deployment of ``aggregator_image``), in kube-system, where a kube-proxy reads,
+    with ``config``, the settings the kube-proxies run with.
+    """
+    if monitor == AGGREGATOR:
+        return aggregator_rbac.manifests(aggregator_image, config or RapConfig(), NAMESPACE,
+                                         proxy_service_account=SERVICE_ACCOUNT)
+    return [cluster_role(), cluster_role_binding()]
+
+
+def deployed_objects(opts: DeployOptions) -> list[dict]:
+    return monitor_objects(opts.monitor.monitor, opts.aggregator_image or "", opts.rap)
+
+
+def monitor_refs(monitor: str) -> list[Ref]:
+    """The objects of ``monitor`` by name, in creation order (no image or setting changes a name)."""
+    return [ref(o) for o in monitor_objects(monitor)]
+
+
+def other_monitor_refs(monitor: str) -> list[Ref]:
+    """What deploy makes for every monitor but ``monitor``: left over from a deploy with another one."""
+    return [r for m in MONITORS if m != monitor for r in monitor_refs(m)]
+
+
+def all_monitor_refs() -> list[Ref]:
+    return [r for m in MONITORS for r in monitor_refs(m)]
+
+
+AGGREGATOR_DEPLOYMENT = next(r for r in monitor_refs(AGGREGATOR) if r.kind == "Deployment")
+
+
+# Set by the server, never by a writer: dropped from a body that puts an object back.
+_SERVER_METADATA = ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields", "selfLink")
+
+
+def restorable(live: Mapping) -> dict:
+    """An object as read, as a body that puts it back later: everything but its status and the server's metadata."""
+    out = {k: copy.deepcopy(v) for k, v in live.items() if k != "status"}
+    out["metadata"] = {k: copy.deepcopy(v) for k, v in live["metadata"].items() if k not in _SERVER_METADATA}
+    return out
+
+
+def applied(live: Mapping, body: Mapping) -> dict:
+    """``body`` written over ``live``: each top-level field and metadata key ``body`` sets replaces live's.
+
+    What ``body`` does not set stays as the server has it (a ServiceAccount's token
+    Secrets, a Deployment's revision annotation), and so does live's
+    resourceVersion: a concurrent change makes the write a conflict.
+    """
+    out = copy.deepcopy(dict(live))
+    out.update(copy.deepcopy({k: v for k, v in body.items() if k != "metadata"}))
+    out["metadata"] = {**out["metadata"], **copy.deepcopy(body["metadata"]),
+                       "resourceVersion": live["metadata"]["resourceVersion"]}
+    return out
+
+
+# ---------------------------------------------------------------------------
 # Rollout progress
 
 
@@ -295,6 +392,8 @@ class Rollout:
     desired: int
     updated: int
     available: int
+    controller: str = "DaemonSet"
+    unit: str = "nodes"  # what ``desired`` counts
 
     @property
     def done(self) -> bool:
@@ -303,8 +402,9 @@ class Rollout:
 
     def describe(self) -> str:
         if self.observed < self.generation:
-            return f"waiting for the DaemonSet controller (generation {self.generation}, observed {self.observed})"
-        return f"{self.updated}/{self.desired} nodes updated, {self.available}/{self.desired} available"
+            return (f"waiting for the {self.controller} controller "
+                    f"(generation {self.generation}, observed {self.observed})")
+        return f"{self.updated}/{self.desired} {self.unit} updated, {self.available}/{self.desired} available"
 
 
 def rollout(ds: Mapping) -> Rollout:
@@ -315,4 +415,18 @@ def rollout(ds: Mapping) -> Rollout:
         desired=int(status.get("desiredNumberScheduled") or 0),
         updated=int(status.get("updatedNumberScheduled") or 0),
         available=int(status.get("numberAvailable") or 0),
+    )
+
+
+def deployment_rollout(deployment: Mapping) -> Rollout:
+    """How far a Deployment is: every wanted replica (``spec.replicas``) runs the current template and is available."""
+    status = deployment.get("status") or {}
+    replicas = (deployment.get("spec") or {}).get("replicas")
+    return Rollout(
+        generation=int(deployment.get("metadata", {}).get("generation") or 0),
+        observed=int(status.get("observedGeneration") or 0),
+        desired=int(1 if replicas is None else replicas),  # the API's default
+        updated=int(status.get("updatedReplicas") or 0),
+        available=int(status.get("availableReplicas") or 0),
+        controller="Deployment", unit="replicas",
     )

@@ -10,8 +10,12 @@ There is no kubelet and no DaemonSet controller, so a stand-in (FakeNodes)
 does their part in the DaemonSet status: for each new generation it marks the
 pods updated and available node by node, as a real rollout would, unless the
 image is one the test declares unpullable, in which case one node stays
-updated but unavailable forever. That is how the wait, the progress output
-and the automatic rollback are exercised.
+updated but unavailable forever. No pod runs either, so FakeNodes also marks
+the aggregator's Deployment (``--monitor aggregator``) available, as its
+controller would once the pod is up: what deploy waits for is the status a
+real cluster writes, but whether the aggregator really starts is not tested
+here. That is how the wait, the progress output and the automatic rollback
+are exercised.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from kubernetes.client.rest import ApiException
 
 from rap import deploy as rap_deploy
 from rap.deploy import spec
+from rap.deploy.kube import Cluster
 from rap.paths import REPO
 
 pytestmark = pytest.mark.e2e
@@ -41,6 +46,7 @@ pytestmark = pytest.mark.e2e
 STOCK_IMAGE = "k8s.gcr.io/kube-proxy:v1.21.14"
 RAP_IMAGE = "registry.example/rap/kube-proxy:v1.21.14-rap"
 BROKEN_IMAGE = "registry.example/rap/kube-proxy:does-not-exist"
+AGGREGATOR_IMAGE = "registry.example/rap/aggregator:v1"
 NODES = 3
 NS = "kube-system"
 
@@ -223,6 +229,7 @@ class FakeNodes:
         rolled: dict[int, int] = {}  # generation -> nodes updated so far
         try:
             while not self.stop.wait(self.tick):
+                self._aggregator()
                 try:
                     ds = self.apps.read_namespaced_daemon_set("kube-proxy", NS)
                 except ApiException as exc:
@@ -239,6 +246,19 @@ class FakeNodes:
         except BaseException as exc:  # reported by __exit__
             self.errors.append(exc)
 
+    def _aggregator(self):
+        """The Deployment controller's status of the aggregator: its one replica up, unless its image is broken."""
+        ref = spec.AGGREGATOR_DEPLOYMENT
+        try:  # a Deployment deleted (by rollback) between the read and the write is no error
+            dep = self.apps.read_namespaced_deployment(ref.name, ref.namespace)
+            up = 0 if dep.spec.template.spec.containers[0].image in self.broken else 1
+            self.apps.patch_namespaced_deployment_status(ref.name, ref.namespace, {"status": {
+                "observedGeneration": dep.metadata.generation, "replicas": 1, "updatedReplicas": 1,
+                "readyReplicas": up, "availableReplicas": up, "unavailableReplicas": 1 - up}})
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
 
 def mark_status(apps, generation: int, updated: int = NODES, available: int = NODES) -> None:
     """Write the DaemonSet status as the controller would: by default all updated and available."""
@@ -249,16 +269,24 @@ def mark_status(apps, generation: int, updated: int = NODES, available: int = NO
 
 
 @pytest.fixture
-def kubeadm(api):
+def cluster(apiserver):
+    """deploy's own client of the API server, to read and delete the monitors' objects by spec.Ref."""
+    c = Cluster(apiserver, say=lambda _: None)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def kubeadm(api, cluster):
     """Fresh kubeadm kube-proxy objects (ready on every node), and no trace of an earlier deploy."""
-    core, apps, rbac = k8s.CoreV1Api(api), k8s.AppsV1Api(api), k8s.RbacAuthorizationV1Api(api)
+    core, apps = k8s.CoreV1Api(api), k8s.AppsV1Api(api)
     for fn, args in ((apps.delete_namespaced_daemon_set, ("kube-proxy", NS)),
                      (core.delete_namespaced_config_map, ("kube-proxy", NS)),
                      (core.delete_namespaced_config_map, ("rap-rollback", NS)),
-                     (core.delete_namespaced_service_account, ("kube-proxy", NS)),
-                     (rbac.delete_cluster_role_binding, ("rap-monitor",)),
-                     (rbac.delete_cluster_role, ("rap-monitor",))):
+                     (core.delete_namespaced_service_account, ("kube-proxy", NS))):
         _delete(fn, *args)
+    for ref in [*spec.all_monitor_refs(), *published(cluster)]:
+        cluster.delete_object(ref)
     core.create_namespaced_service_account(NS, {"metadata": {"name": "kube-proxy", "namespace": NS}})
     core.create_namespaced_config_map(NS, {
         "metadata": {"name": "kube-proxy", "namespace": NS, "labels": {"app": "kube-proxy"}},
@@ -293,13 +321,28 @@ def snapshot(api) -> dict:
     }
 
 
-def kube_proxy_may(api, verb: str, resource: str, group: str = "") -> bool:
+def published(cluster) -> list[spec.Ref]:
+    """What an aggregator has written in kube-system: its rap-load-<node> ConfigMaps and its Lease, if any."""
+    lease = [spec.AGGREGATOR_LEASE] if cluster.read_object(spec.AGGREGATOR_LEASE) else []
+    return cluster.configmaps_labelled(spec.PUBLISHED_SELECTOR) + lease
+
+
+def service_account_may(api, account: str, verb: str, resource: str, group: str = "",
+                        namespace: str | None = None) -> bool:
+    """Whether kube-system's ServiceAccount ``account`` may, by a SubjectAccessReview; namespace None: cluster-wide."""
+    attributes = {"verb": verb, "resource": resource, "group": group}
+    if namespace:
+        attributes["namespace"] = namespace
     review = k8s.AuthorizationV1Api(api).create_subject_access_review({
         "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
-        "spec": {"user": "system:serviceaccount:kube-system:kube-proxy",
-                 "groups": ["system:serviceaccounts", "system:serviceaccounts:kube-system"],
-                 "resourceAttributes": {"verb": verb, "resource": resource, "group": group}}})
+        "spec": {"user": f"system:serviceaccount:{NS}:{account}",
+                 "groups": ["system:serviceaccounts", f"system:serviceaccounts:{NS}"],
+                 "resourceAttributes": attributes}})
     return review.status.allowed
+
+
+def kube_proxy_may(api, verb: str, resource: str, group: str = "", namespace: str | None = None) -> bool:
+    return service_account_may(api, "kube-proxy", verb, resource, group, namespace)
 
 
 def invoke(*args, timeout=120) -> subprocess.CompletedProcess:
@@ -464,6 +507,64 @@ def test_clear_errors_and_nothing_left_behind(kubeadm, apiserver):
 
     with pytest.raises(rap_deploy.DeployError, match="nothing to roll back"):
         rap_deploy.rollback(apiserver, 5, say=quiet)
+
+
+def test_deploy_with_the_aggregator_then_rollback(kubeadm, apiserver, cluster):
+    api = kubeadm
+    before = snapshot(api)
+    quiet = [].append
+    with FakeNodes(api):
+        rap_deploy.deploy(rap_deploy.parse_options(RAP_IMAGE, timeout="30"), apiserver, say=quiet)
+        assert snapshot(api)["role"] is not None  # the per-node monitor's, which the switch below removes
+        out = invoke("deploy", "--image", RAP_IMAGE, "--kubeconfig", apiserver, "--timeout", "60",
+                     "--monitor", "aggregator", "--aggregator-image", AGGREGATOR_IMAGE,
+                     "--period", "2", "--cpu-threshold", "0.7")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "[deploy]   aggregator: 1/1 replicas updated, 1/1 available" in out.stdout, out.stdout
+    assert f"fed by the aggregator {AGGREGATOR_IMAGE}" in out.stdout
+
+    after = snapshot(api)
+    assert env_of(after)["RAP_MONITOR"] == "aggregator" and after["container"]["image"] == RAP_IMAGE
+    assert after["role"] is None and after["binding"] is None  # no cluster-wide role for the kube-proxies
+    for ref in spec.monitor_refs("aggregator"):
+        assert cluster.read_object(ref) is not None, f"no {ref}"
+    dep = cluster.read_object(spec.AGGREGATOR_DEPLOYMENT)
+    container = dep["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == AGGREGATOR_IMAGE
+    assert container["command"][:3] == ["python3", "-m", "rap.aggregator"]
+    assert {"--period": "2.0", "--cpu-threshold": "0.7"}.items() <= dict(zip(container["command"][3::2],
+                                                                               container["command"][4::2])).items()
+    # the kube-proxies read the aggregator's objects in kube-system, and nothing cluster-wide
+    for resource, group in (("configmaps", ""), ("leases", "coordination.k8s.io")):
+        for verb in ("get", "list", "watch"):
+            assert kube_proxy_may(api, verb, resource, group, namespace=NS), (verb, resource)
+        assert not kube_proxy_may(api, "update", resource, group, namespace=NS)
+        assert not kube_proxy_may(api, "list", resource, group)
+    for resource, group in (("pods", ""), ("nodes", ""), ("pods", "metrics.k8s.io")):
+        assert not kube_proxy_may(api, "list", resource, group), resource
+    # the aggregator reads the cluster and writes only its objects in kube-system
+    assert service_account_may(api, "rap-aggregator", "watch", "pods")
+    assert service_account_may(api, "rap-aggregator", "list", "nodes", "metrics.k8s.io")
+    assert service_account_may(api, "rap-aggregator", "update", "configmaps", namespace=NS)
+    assert service_account_may(api, "rap-aggregator", "update", "leases", "coordination.k8s.io", namespace=NS)
+    assert not service_account_may(api, "rap-aggregator", "update", "configmaps", namespace="default")
+    assert not service_account_may(api, "rap-aggregator", "get", "secrets", namespace=NS)
+
+    # what a running aggregator would have written (no pod runs here), which rollback removes too
+    k8s.CoreV1Api(api).create_namespaced_config_map(NS, {
+        "metadata": {"name": "rap-load-node-1", "labels": {"rap.io/load": "true"}}, "data": {}})
+    k8s.CoordinationV1Api(api).create_namespaced_lease(NS, {
+        "metadata": {"name": spec.AGGREGATOR_LEASE.name}, "spec": {"holderIdentity": "rap-aggregator-0"}})
+    with FakeNodes(api):
+        out = invoke("rollback", "--kubeconfig", apiserver, "--timeout", "60")
+    assert out.returncode == 0, out.stdout + out.stderr
+    back = snapshot(api)
+    assert back["container"] == before["container"] and back["configmap"] == before["configmap"]
+    assert back["record"] is None
+    left = [str(ref) for ref in [*spec.all_monitor_refs(), *published(cluster)] if cluster.read_object(ref)]
+    assert left == []
+    assert not kube_proxy_may(api, "list", "configmaps", namespace=NS)
+    assert cluster.read_object(spec.Ref("ServiceAccount", "kube-proxy", NS)) is not None  # kubeadm's stays
 
 
 # ---------------------------------------------------------------------------

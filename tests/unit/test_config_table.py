@@ -183,11 +183,13 @@ def test_deploy_options_are_the_tables():
 @pytest.mark.parametrize("row, value, ok", probe_cases(ROWS))
 def test_deploy_allows_exactly_the_tables_range(row, value, ok):
     param = row["option"].replace("-", "_")
+    # the aggregated monitor needs the aggregator's image too (tests/unit/test_deploy_monitor.py)
+    extra = {"aggregator_image": "rap/aggregator:v1"} if (param, str(value)) == ("monitor", "aggregator") else {}
     if ok:
-        parse_options("rap:v1", **{param: str(value)})
+        parse_options("rap:v1", **{param: str(value)}, **extra)
     else:
         with pytest.raises(DeployError, match=rf"^--{row['option']}: must be "):
-            parse_options("rap:v1", **{param: str(value)})
+            parse_options("rap:v1", **{param: str(value)}, **extra)
 
 
 def load_tasks():
