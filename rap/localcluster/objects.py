@@ -94,15 +94,20 @@ def set_endpoints(api: client.ApiClient, pods: list[PodSpec], name: str = SERVIC
     set_endpoint_slice(api, pods, name, namespace, port)
 
 
+# The endpointslice controller's default --max-endpoints-per-slice; the API server
+# refuses a slice of more than 1,000 (the scale runs' Services have thousands).
+MAX_ENDPOINTS_PER_SLICE = 100
+SLICE_MANAGED_BY = "endpointslice-controller.k8s.io"
+
+
 def endpoint_slice(pods: list[PodSpec], service: str = SERVICE, namespace: str = NAMESPACE,
-                   port: int = TARGET_PORT) -> client.V1EndpointSlice:
-    """The Service's one EndpointSlice (discovery.k8s.io/v1, GA in v1.21), labelled as the
+                   port: int = TARGET_PORT, name: str | None = None) -> client.V1EndpointSlice:
+    """One EndpointSlice of the Service (discovery.k8s.io/v1, GA in v1.21), labelled as the
     endpointslice controller labels its own: kube-proxy finds a Service's slices by
     ``kubernetes.io/service-name``, and an endpoint is this node's when ``nodeName`` is."""
     return client.V1EndpointSlice(
-        metadata=client.V1ObjectMeta(name=f"{service}-local", labels={
-            "kubernetes.io/service-name": service,
-            "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}),
+        metadata=client.V1ObjectMeta(name=name or f"{service}-local", labels={
+            "kubernetes.io/service-name": service, "endpointslice.kubernetes.io/managed-by": SLICE_MANAGED_BY}),
         address_type="IPv4",
         # Only ``ready``: v1.21's API server drops ``serving`` and ``terminating`` while the
         # alpha gate EndpointSliceTerminatingCondition is off, and kube-proxy reads nil as true.
@@ -113,13 +118,33 @@ def endpoint_slice(pods: list[PodSpec], service: str = SERVICE, namespace: str =
         ports=[client.DiscoveryV1EndpointPort(name="http", port=port, protocol="TCP")])
 
 
+def endpoint_slices(pods: list[PodSpec], service: str = SERVICE, namespace: str = NAMESPACE,
+                    port: int = TARGET_PORT) -> list[client.V1EndpointSlice]:
+    """The Service's slices: ``<service>-local`` (empty when there are no pods), then
+    ``<service>-local-2``... of at most MAX_ENDPOINTS_PER_SLICE endpoints each."""
+    n = MAX_ENDPOINTS_PER_SLICE
+    chunks = [pods[i:i + n] for i in range(0, len(pods), n)] or [[]]
+    return [endpoint_slice(chunk, service, namespace, port, f"{service}-local" + (f"-{k + 1}" if k else ""))
+            for k, chunk in enumerate(chunks)]
+
+
 def set_endpoint_slice(api: client.ApiClient, pods: list[PodSpec], service: str = SERVICE,
                        namespace: str = NAMESPACE, port: int = TARGET_PORT) -> None:
-    """Replace the Service's one EndpointSlice with ``pods``."""
+    """Replace the Service's EndpointSlices with ``pods``; slices left over from a larger set are deleted."""
     discovery = client.DiscoveryV1Api(api)
-    body = endpoint_slice(pods, service, namespace, port)
-    _replace_or_create(lambda: discovery.replace_namespaced_endpoint_slice(body.metadata.name, namespace, body),
-                       lambda: discovery.create_namespaced_endpoint_slice(namespace, body))
+    bodies = endpoint_slices(pods, service, namespace, port)
+    for body in bodies:
+        _replace_or_create(lambda: discovery.replace_namespaced_endpoint_slice(body.metadata.name, namespace, body),
+                           lambda: discovery.create_namespaced_endpoint_slice(namespace, body))
+    keep = {b.metadata.name for b in bodies}
+    selector = f"kubernetes.io/service-name={service},endpointslice.kubernetes.io/managed-by={SLICE_MANAGED_BY}"
+    for old in discovery.list_namespaced_endpoint_slice(namespace, label_selector=selector).items:
+        if old.metadata.name not in keep:
+            try:
+                discovery.delete_namespaced_endpoint_slice(old.metadata.name, namespace)
+            except client.ApiException as exc:
+                if exc.status != 404:
+                    raise
 
 
 def _replace_or_create(replace, create) -> None:

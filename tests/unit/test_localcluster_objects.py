@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from rap.localcluster import objects
@@ -74,3 +76,44 @@ def test_an_unknown_traffic_policy_is_refused_before_the_api_is_called(core):
 def test_an_unset_traffic_policy_reads_as_cluster(core, stored, seen):
     core.stored = stored
     assert objects.traffic_policy(None) == seen
+
+
+def _specs(n):
+    return [objects.PodSpec(f"p{i}", f"node-{i % 3 + 1}", f"10.0.{i // 250}.{i % 250}", 0.25, 64) for i in range(n)]
+
+
+def test_a_large_service_is_split_into_slices_the_api_server_accepts():
+    slices = objects.endpoint_slices(_specs(2000))
+    assert [s.metadata.name for s in slices[:3]] == ["web-local", "web-local-2", "web-local-3"]
+    assert len(slices) == 20 and all(len(s.endpoints) == objects.MAX_ENDPOINTS_PER_SLICE for s in slices)
+    assert [e.addresses[0] for s in slices for e in s.endpoints] == [p.ip for p in _specs(2000)]
+    assert [s.metadata.name for s in objects.endpoint_slices([])] == ["web-local"]  # one, empty
+
+
+class _Discovery:
+    def __init__(self, names):
+        self.names, self.deleted = set(names), []
+
+    def replace_namespaced_endpoint_slice(self, name, ns, body):
+        if name not in self.names:
+            raise objects.client.ApiException(status=404)
+
+    def create_namespaced_endpoint_slice(self, ns, body):
+        self.names.add(body.metadata.name)
+
+    def list_namespaced_endpoint_slice(self, ns, label_selector):
+        assert "kubernetes.io/service-name=web" in label_selector
+        return SimpleNamespace(items=[SimpleNamespace(metadata=SimpleNamespace(name=n)) for n in sorted(self.names)])
+
+    def delete_namespaced_endpoint_slice(self, name, ns):
+        self.names.discard(name)
+        self.deleted.append(name)
+
+
+def test_a_shrinking_service_loses_its_extra_slices(monkeypatch):
+    fake = _Discovery(["web-local", "web-local-2", "web-local-3"])
+    monkeypatch.setattr(objects.client, "DiscoveryV1Api", lambda api: fake)
+    objects.set_endpoint_slice(None, _specs(150))
+    assert sorted(fake.deleted) == ["web-local-3"] and fake.names == {"web-local", "web-local-2"}
+    objects.set_endpoint_slice(None, _specs(0))
+    assert fake.names == {"web-local"}
