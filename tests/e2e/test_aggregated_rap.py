@@ -7,7 +7,8 @@ aggregator): light load, where every connection should stay on node-1, and node-
 overloaded, where connections should leave node-1 for node-2, the nearer of two equal nodes.
 The aggregated monitor must decide as the per-node one does; then, with the aggregator killed,
 its Lease stops being renewed, RAP goes blind and spreads over every node as round robin, and a
-restarted aggregator brings local preference back. Run one cluster at a time:
+restarted aggregator brings local preference back; the Python reference proxy, reading the same
+objects, decides the same way. Run one cluster at a time:
 ``flock /tmp/rap-cluster.lock python3 -m pytest -m e2e tests/e2e/test_aggregated_rap.py -x``.
 """
 
@@ -105,3 +106,12 @@ def test_rap_falls_back_to_round_robin_when_the_aggregator_is_gone_and_recovers(
     procs.stop(runtime, aggregator.PROCESS)  # forget the killed one's pid file
     aggregator.start(runtime)
     wait_for(lambda: _local(st), 40, "local preference back with a new aggregator")
+
+
+def test_the_python_reference_proxy_reads_the_aggregator_the_same_way(agg_cluster):
+    runtime, st = agg_cluster
+    st = cluster.switch_proxy("python", "rap", runtime, monitor="aggregator")
+    assert aggregator.running(runtime)
+    got = scenario(st)
+    assert _shares(got["light"])["node-1"] == 1.0, got
+    assert _shares(got["heavy"])["node-2"] >= 0.8, got
