@@ -87,6 +87,21 @@ def _field(path: tuple[Any, ...], value: Any, names: str) -> Case:
     return Case("vector", given, names, vector=((path, value),))
 
 
+# A vector fed through the aggregator's objects: the base vector with published instead of metrics.
+_PUBLISHED_BASE = (
+    (("metrics",), DELETE),
+    (("wall_clock_at_0",), "2027-01-15T08:00:00Z"),
+    (("published",), {"configmaps": {"rap-load-node-a": {"node": '{"name":"node-a"}', "pods": "{}"}},
+                      "lease": {"metrics_timestamp": "2027-01-15T08:00:00Z"}}),
+)
+
+
+def _published(path: tuple[Any, ...], value: Any, names: str) -> Case:
+    """A field of a vector with ``published``: the base vector turned into one, then ``path`` changed."""
+    case = _field(path, value, names)
+    return Case(case.where, f"(with published) {case.given}", names, vector=(*_PUBLISHED_BASE, (path, value)))
+
+
 def cases() -> list[Case]:
     """Every case, in the order of the docs' table."""
     return [*_command_cases(), *_setting_cases(), *_vector_cases()]
@@ -206,6 +221,18 @@ def _vector_cases() -> list[Case]:
         _field(("steps", 0), {"done": {"endpoint": "10.0.1.1"}}, "$.steps[0].done.endpoint"),
         _field(("steps", 0), {"done": {"endpoint": "10.0.1.1:8080", "port_name": 80}}, "$.steps[0].done.port_name"),
         _field(("steps",), [], "$.steps"),
+        _field(("published",), {"configmaps": {}, "lease": None}, "published"),
+        _field(("wall_clock_at_0",), "2027-01-15T08:00:00Z", "$.wall_clock_at_0"),
+        _published(("wall_clock_at_0",), DELETE, "wall_clock_at_0"),
+        _published(("wall_clock_at_0",), "2027-02-30T08:00:00Z", "$.wall_clock_at_0"),
+        _published(("wall_clock_at_0",), "2027-01-15 08:00:00Z", "$.wall_clock_at_0"),
+        _published(("published", "configmaps"), {"load-node-a": {}}, "$.published.configmaps"),
+        _published(("published", "configmaps", "rap-load-node-a", "pods"), {"10.0.1.1": {}},
+                   '$.published.configmaps["rap-load-node-a"].pods'),
+        _published(("published", "lease"), DELETE, "lease"),
+        _published(("published", "lease", "metrics_timestamp"), 1800000000, "$.published.lease.metrics_timestamp"),
+        _published(("published", "rtt_ms"), {"node-b": {"ms": -1, "at": 0}}, '$.published.rtt_ms["node-b"].ms'),
+        _published(("steps", 0), {"set_published": {"configmaps": {}}}, "$.steps[0].set_published"),
     ]
 
 
@@ -260,7 +287,7 @@ def _run_vector(case: Case, tmp: Path) -> Outcome:
         if value is DELETE:
             del parent[path[-1]]
         else:
-            parent[path[-1]] = value
+            parent[path[-1]] = copy.deepcopy(value)  # a case may be run again; its value stays as given
     folder = tmp / f"case-{id(case)}"
     folder.mkdir()
     file = folder / f"{_BASE_VECTOR}.json"

@@ -7,6 +7,10 @@ with its file and the JSON path of the offending field.
 A vector is one Service, ``default/vector``; each ``port_name`` of its
 endpoints is a service port of its own (``default/vector:http``, ...), with the
 vector's affinity, all on one balancer, so the metrics are shared.
+
+A vector gives the monitor's snapshot directly (``metrics``) or as the objects
+rap.aggregator publishes (``published``); those go through the Python proxy's
+own reader of them (rap.pyproxy.aggmonitor), not a copy of it here.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ import jsonschema
 from rap.config import ConfigError, RapConfig
 from rap.errors import OptionError
 from rap.policies import BalancerError, Endpoint, NoEndpointsError, Rap
+from rap.pyproxy.aggmonitor import METRICS_TIME, heartbeat_timestamp, published_samples, read_records
+from rap.pyproxy.monitor import Stamps, parse_timestamp
 from rap.snapshot import Snapshot
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "vector.schema.json"
@@ -82,6 +88,12 @@ def _ipv4_port(text: object) -> bool:
     ip, _, port = text.rpartition(":")
     ipaddress.IPv4Address(ip)
     return 1 <= int(port) <= 65535
+
+
+@_FORMATS.checks("rfc3339")
+def _rfc3339(text: object) -> bool:
+    """``2027-01-15T08:00:00Z``: a time the aggregated monitor would read as the heartbeat's."""
+    return not isinstance(text, str) or heartbeat_timestamp({METRICS_TIME: text}) is not None
 
 
 @lru_cache(maxsize=1)
@@ -160,7 +172,8 @@ def _reported(err: jsonschema.ValidationError) -> tuple[list[Any], str]:
                                          f"it must have the keys of exactly one of: {kinds}")
     message = err.message
     if err.validator == "format":
-        meaning = {"ipv4": "an IPv4 address", "ipv4-port": "an IPv4 address:port (port 1..65535)"}
+        meaning = {"ipv4": "an IPv4 address", "ipv4-port": "an IPv4 address:port (port 1..65535)",
+                   "rfc3339": "an RFC 3339 date and time such as 2027-01-15T08:00:00Z"}
         message = f"{err.instance!r} is not {meaning.get(err.validator_value, err.validator_value)}"
     shown = repr(err.instance)
     if message.startswith(shown) and len(shown) > 60:  # a whole object quoted would hide the point
@@ -188,6 +201,10 @@ def _check_semantics(path: Path, data: dict[str, Any]) -> None:
         RapConfig.from_mapping(data.get("config"))
     except ConfigError as exc:
         raise VectorError(f"{path}: $.config.{exc}") from None
+    if "wall_clock_at_0" in data:
+        if "published" not in data and not any("set_published" in s for s in data["steps"]):
+            raise VectorError(f"{path}: $.wall_clock_at_0: only a vector with published or set_published "
+                              "has a wall clock; remove it")
     last = 0.0
     for i, step in enumerate(data["steps"]):
         if "request" in step:
@@ -250,15 +267,44 @@ def _endpoint(addr: str) -> Endpoint:
     return Endpoint(ip, int(port))
 
 
+class _Published:
+    """A vector's ``published`` objects read as the aggregated monitor reads them, on the vector's clocks.
+
+    The wall clock reads ``wall_clock_at_0`` when the balancer's clock reads 0 and runs with it; the
+    objects are read at the time of the previous request (0 before the first), with one ``Stamps`` for
+    the whole vector, as one monitor keeps them.
+    """
+
+    def __init__(self, data: dict[str, Any], stale_after_s: float) -> None:
+        at_0 = data.get("wall_clock_at_0")
+        self.wall_at_0 = parse_timestamp(at_0) if at_0 is not None else 0.0
+        self.stale_after_s = stale_after_s
+        self.stamps = Stamps()
+
+    def snapshot(self, published: dict[str, Any], now: float) -> Snapshot:
+        records, _ = read_records(published["configmaps"].items())
+        lease = published["lease"]
+        annotations = None if lease is None else (
+            {METRICS_TIME: lease["metrics_timestamp"]} if "metrics_timestamp" in lease else {})
+        pods, nodes, _ = published_samples(records, heartbeat_timestamp(annotations), self.stamps, now,
+                                           self.wall_at_0 + now, self.stale_after_s)
+        rtt = Snapshot.from_json({"rtt_ms": published.get("rtt_ms", {})}).rtt  # probed by the proxy, not published
+        return Snapshot(pods=pods, nodes=nodes, rtt=rtt)
+
+
 def run_vector(vector: Vector) -> list[Mismatch]:
     """Replay a vector on the Python reference; [] when every request matches."""
     data = vector.data
-    rap = Rap(data["local_node"], RapConfig.from_mapping(data.get("config")), shuffle=False)
+    config = RapConfig.from_mapping(data.get("config"))
+    rap = Rap(data["local_node"], config, shuffle=False)
     svc = data["service"]
     for port in _port_names(data):
         rap.new_service(service_key(port), svc["affinity"], svc.get("affinity_timeout_s", 0))
     listed = _update(rap, set(), data["endpoints"])
-    rap.update_snapshot(Snapshot.from_json(data["metrics"]))
+    published = _Published(data, config.stale_after_s)
+    now = 0.0  # the previous request's time: when the monitor reads a set_published
+    rap.update_snapshot(Snapshot.from_json(data["metrics"]) if "metrics" in data
+                        else published.snapshot(data["published"], now))
     mismatches: list[Mismatch] = []
     request_index = 0
     for step_index, step in enumerate(data["steps"]):
@@ -268,12 +314,15 @@ def run_vector(vector: Vector) -> list[Mismatch]:
             listed = _add(rap, step["add_endpoints"])
         elif "set_metrics" in step:
             rap.update_snapshot(Snapshot.from_json(step["set_metrics"]))
+        elif "set_published" in step:
+            rap.update_snapshot(published.snapshot(step["set_published"], now))
         elif "done" in step:
             done = step["done"]
             rap.release(service_key(done.get("port_name", DEFAULT_PORT_NAME)), _endpoint(done["endpoint"]))
         else:
             expected = step.get("expect") or f"error {step['expect_error']}"
             actual = _request(rap, step["request"], step_index)
+            now = step["request"]["at"]
             if actual != expected:
                 mismatches.append(Mismatch(vector.name, request_index, step_index, expected, actual))
             request_index += 1

@@ -25,11 +25,13 @@ limitations under the License.
 package userspace
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand"
 	"net"
+	"regexp"
 	"runtime/debug"
 	"sort"
 	"strconv"
@@ -62,57 +64,159 @@ type rapAggNode struct {
 }
 
 type rapAggUsage struct {
-	CPU float64 `json:"cpu"`
-	Mem float64 `json:"mem"`
+	CPU float64
+	Mem float64
 }
 
-type rapAggNodeJSON struct {
-	Name string   `json:"name"`
-	IP   string   `json:"ip"`
-	CPU  *float64 `json:"cpu"`
-	Mem  *float64 `json:"mem"`
-}
-
-// parseRAPLoad reads one rap-load-<node> ConfigMap. A record that does not
-// parse is an error (logged once per object change) and contributes nothing.
+// parseRAPLoad reads one rap-load-<node> ConfigMap, by the rules of
+// tests/vectors/README.md ("How published is read"), the same as the Python
+// proxy's parse_load (rap/pyproxy/aggmonitor.py). The record is an error
+// (logged once per object change, contributing nothing) when node is not a
+// JSON object with a non-empty string name, when the ConfigMap is not named
+// rap-load-<that name>, or when pods is given and is not a JSON object.
+// Within a readable record, what is not a usable sample is left out: no
+// node usage unless cpu and mem are both numbers in [0, 1e9), no pod entry
+// unless its key is an IP and its value such a pair, no IP unless ip is a
+// string. The fields are read by exact name (encoding/json alone would match
+// "CPU" too) and a number too large for a float64 is out of range, not an
+// unreadable record.
 func parseRAPLoad(cm *v1.ConfigMap) (rapAggNode, error) {
-	var n rapAggNodeJSON
-	if err := json.Unmarshal([]byte(cm.Data["node"]), &n); err != nil {
-		return rapAggNode{}, fmt.Errorf("ConfigMap %s/%s: key node: %v", cm.Namespace, cm.Name, err)
+	bad := func(format string, args ...interface{}) (rapAggNode, error) {
+		return rapAggNode{}, fmt.Errorf("ConfigMap %s/%s: "+format, append([]interface{}{cm.Namespace, cm.Name}, args...)...)
 	}
-	if n.Name == "" {
-		return rapAggNode{}, fmt.Errorf("ConfigMap %s/%s: key node has no name", cm.Namespace, cm.Name)
+	node, err := rapJSONObject(cm.Data["node"])
+	if err != nil {
+		return bad("key node: %v", err)
 	}
-	pods := map[string]rapAggUsage{}
+	pods := map[string]json.RawMessage{}
 	if raw := cm.Data["pods"]; raw != "" {
-		if err := json.Unmarshal([]byte(raw), &pods); err != nil {
-			return rapAggNode{}, fmt.Errorf("ConfigMap %s/%s: key pods: %v", cm.Namespace, cm.Name, err)
+		if pods, err = rapJSONObject(raw); err != nil {
+			return bad("key pods: %v", err)
 		}
 	}
-	out := rapAggNode{name: n.Name, ip: n.IP, pods: map[string]rapAggUsage{}}
-	if n.CPU != nil && n.Mem != nil && rapUsableFraction(*n.CPU) && rapUsableFraction(*n.Mem) {
-		out.node = &rapAggUsage{*n.CPU, *n.Mem}
+	var name string
+	if json.Unmarshal(node["name"], &name) != nil || name == "" {
+		return bad("key node has no name")
 	}
-	for ip, u := range pods {
-		if net.ParseIP(ip) != nil && rapUsableFraction(u.CPU) && rapUsableFraction(u.Mem) {
-			out.pods[ip] = u
+	if cm.Name != rapAggLoadPrefix+name {
+		return bad("its record is node %q's, whose ConfigMap is %s%s", name, rapAggLoadPrefix, name)
+	}
+	out := rapAggNode{name: name, node: rapAggSample(node), pods: map[string]rapAggUsage{}}
+	var ip string
+	if json.Unmarshal(node["ip"], &ip) == nil {
+		out.ip = ip
+	}
+	for podIP, raw := range pods {
+		entry, err := rapJSONObject(string(raw))
+		if err != nil || net.ParseIP(podIP) == nil {
+			continue
+		}
+		if u := rapAggSample(entry); u != nil {
+			out.pods[podIP] = *u
 		}
 	}
 	return out, nil
+}
+
+// rapJSONObject: the members of the JSON object in text, unparsed.
+func rapJSONObject(text string) (map[string]json.RawMessage, error) {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(text), &obj); err != nil {
+		return nil, err
+	}
+	if obj == nil {
+		return nil, fmt.Errorf("null is not a JSON object")
+	}
+	return obj, nil
+}
+
+// rapAggSample: an object's cpu and mem when both are usable fractions.
+func rapAggSample(obj map[string]json.RawMessage) *rapAggUsage {
+	cpu, okCPU := rapJSONFraction(obj["cpu"])
+	mem, okMem := rapJSONFraction(obj["mem"])
+	if !okCPU || !okMem {
+		return nil
+	}
+	return &rapAggUsage{cpu, mem}
+}
+
+// rapJSONFraction: a JSON value (already checked to be JSON) that is a number
+// the decision can use; a string, boolean, null or container is none.
+func rapJSONFraction(raw json.RawMessage) (float64, bool) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || (raw[0] != '-' && (raw[0] < '0' || raw[0] > '9')) {
+		return 0, false
+	}
+	v, err := strconv.ParseFloat(string(raw), 64)
+	if err != nil { // beyond a float64's range
+		return 0, false
+	}
+	return v, rapUsableFraction(v)
 }
 
 // rapUsableFraction: a fraction the decision can use (a negative or non-finite one is
 // no measurement, as quantity() reads it in the per-node monitor).
 func rapUsableFraction(v float64) bool { return v >= 0 && v < 1e9 }
 
+// rapAggRFC3339: the heartbeat's timestamp as the Python proxy reads it too
+// (RFC3339 in rap/pyproxy/aggmonitor.py): time.Parse alone also takes a
+// one-digit hour, a comma for the point, or an offset of +24:00.
+var rapAggRFC3339 = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$`)
+
 // parseRAPHeartbeat: the metrics timestamp the aggregator vouches for; zero
 // when the Lease has none that parses.
 func parseRAPHeartbeat(l *coordv1.Lease) time.Time {
-	ts, err := time.Parse(time.RFC3339Nano, l.Annotations[rapAggMetricsTime])
+	raw := l.Annotations[rapAggMetricsTime]
+	if !rapAggRFC3339.MatchString(raw) {
+		return time.Time{}
+	}
+	ts, err := time.Parse(time.RFC3339Nano, raw)
 	if err != nil {
 		return time.Time{}
 	}
 	return ts
+}
+
+// rapAggSnapshot: the snapshot of what the aggregator published (records
+// parsed by parseRAPLoad, the heartbeat by parseRAPHeartbeat), without RTTs
+// (this proxy probes them itself), and why it is empty if it is. Every
+// sample is stamped with the heartbeat's metrics timestamp, under one key of
+// stamps: the aggregator vouches for all of it at once, so all of it goes
+// stale together when the aggregator stops, and none is used without a
+// heartbeat or with one older than staleAfterS. The stamp is never pruned (it
+// is one key): a heartbeat that stopped stays stale, even one ahead of wall.
+// A pod IP with a sample in more than one record is ambiguous (a pod that
+// moved, a record not yet rewritten) and gets none, whatever the order the
+// records come in. The monitor's rebuild and the conformance vectors
+// (vectors_test.go) both build their samples here; the Python proxy's
+// published_samples is the same.
+func rapAggSnapshot(loads []rapAggNode, heartbeat time.Time, stamps rapStamps, now float64, wall time.Time,
+	staleAfterS float64) (*rapSnapshot, error) {
+	s := &rapSnapshot{pods: map[string]rapUsage{}, nodes: map[string]rapUsage{}}
+	if heartbeat.IsZero() {
+		return s, fmt.Errorf("no heartbeat (Lease %s/%s) from rap.aggregator", rapAggNamespace, rapAggLeaseName)
+	}
+	at := stamps.at("aggregator", heartbeat, now, wall)
+	if now-at > staleAfterS {
+		return s, fmt.Errorf("the aggregator's newest metrics are %.1f s old (stale after %g s)", now-at, staleAfterS)
+	}
+	listed := map[string]int{}
+	for _, rec := range loads {
+		for ip := range rec.pods {
+			listed[ip]++
+		}
+	}
+	for _, rec := range loads {
+		if rec.node != nil {
+			s.nodes[rec.name] = rapUsage{cpu: rec.node.CPU, mem: rec.node.Mem, at: at}
+		}
+		for ip, u := range rec.pods {
+			if listed[ip] == 1 {
+				s.pods[ip] = rapUsage{cpu: u.CPU, mem: u.Mem, at: at}
+			}
+		}
+	}
+	return s, nil
 }
 
 type rapAggMonitor struct {
@@ -266,10 +370,8 @@ func (m *rapAggMonitor) safely(f func()) {
 	f()
 }
 
-// rebuild swaps in a snapshot of everything published, every sample stamped
-// with the heartbeat's metrics timestamp: the aggregator vouches for all of
-// it at once, so all of it goes stale together when the aggregator stops.
-func (m *rapAggMonitor) rebuild() {
+// published: the snapshot of what the informers hold (rapAggSnapshot), at now.
+func (m *rapAggMonitor) published(now float64) (*rapSnapshot, error) {
 	m.mu.Lock()
 	hb := m.heartbeat
 	loads := make([]rapAggNode, 0, len(m.loads))
@@ -277,26 +379,14 @@ func (m *rapAggMonitor) rebuild() {
 		loads = append(loads, rec)
 	}
 	m.mu.Unlock()
+	return rapAggSnapshot(loads, hb, m.stamps, now, m.wall(), m.rb.cfg.staleAfterS)
+}
 
-	now, staleAfterS := m.rb.now(), m.rb.cfg.staleAfterS
-	s := &rapSnapshot{pods: map[string]rapUsage{}, nodes: map[string]rapUsage{}}
-	var err error
-	if hb.IsZero() {
-		err = fmt.Errorf("no heartbeat (Lease %s/%s) from rap.aggregator", rapAggNamespace, rapAggLeaseName)
-	} else if at := m.stamps.at("aggregator", hb, now, m.wall()); now-at > staleAfterS {
-		err = fmt.Errorf("the aggregator's newest metrics are %.1f s old (stale after %g s)", now-at, staleAfterS)
-	} else {
-		for _, rec := range loads {
-			if rec.node != nil {
-				s.nodes[rec.name] = rapUsage{cpu: rec.node.CPU, mem: rec.node.Mem, at: at}
-			}
-			for ip, u := range rec.pods {
-				s.pods[ip] = rapUsage{cpu: u.CPU, mem: u.Mem, at: at}
-			}
-		}
-	}
-	m.stamps.prune(now, staleAfterS)
-	m.rtt = mergeRTT(m.rtt, nil, now, staleAfterS)
+// rebuild swaps in a snapshot of everything published, with the RTTs probed.
+func (m *rapAggMonitor) rebuild() {
+	now := m.rb.now()
+	s, err := m.published(now)
+	m.rtt = mergeRTT(m.rtt, nil, now, m.rb.cfg.staleAfterS)
 	s.rtt = m.rtt
 	m.noteMetrics(err)
 	m.rb.setSnapshot(s)

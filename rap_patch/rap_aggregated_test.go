@@ -23,6 +23,7 @@ package userspace
 
 import (
 	"context"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -70,6 +71,111 @@ func TestRAPAggParseLoad(t *testing.T) {
 	} {
 		if _, err := parseRAPLoad(bad); err == nil || !strings.Contains(err.Error(), "rap-load-x") {
 			t.Errorf("%v: err %v, want one naming the ConfigMap", bad.Data, err)
+		}
+	}
+}
+
+// The rules the Python proxy's parse_load keeps too (docs/scale.md "The
+// aggregator's objects"); each case was a disagreement between the two.
+func TestRAPAggParseLoadAgreesWithThePythonReader(t *testing.T) {
+	const node2 = `{"name":"node-2","ip":"10.0.0.2","cpu":0.5,"mem":0.25}`
+	for _, c := range []struct {
+		what, name, node, pods string
+		wantErr                bool
+		nodeUsage              bool
+		wantPods               []string
+		ip                     string
+	}{
+		{what: "a record under another node's name", name: "node-3", node: node2, pods: `{}`, wantErr: true},
+		{what: "pods null", name: "node-2", node: node2, pods: `null`, wantErr: true},
+		{what: "a name that is a number", name: "5", node: `{"name":5}`, pods: `{}`, wantErr: true},
+		{what: "NaN, which is not JSON", name: "node-2", node: `{"name":"node-2","cpu":NaN,"mem":0}`, pods: `{}`, wantErr: true},
+		{what: "a cpu that is a string: no node usage, the record stands", name: "node-2",
+			node: `{"name":"node-2","ip":"10.0.0.2","cpu":"0.5","mem":0.25}`, pods: `{"10.1.2.3":{"cpu":0.1,"mem":0.1}}`,
+			wantPods: []string{"10.1.2.3"}, ip: "10.0.0.2"},
+		{what: "a number beyond float64: out of range, not unreadable", name: "node-2",
+			node: `{"name":"node-2","cpu":1e400,"mem":0.25}`, pods: `{"10.1.2.3":{"cpu":1e400,"mem":0.1},"10.1.2.4":{"cpu":0.1,"mem":0.1}}`,
+			wantPods: []string{"10.1.2.4"}},
+		{what: "fields by their exact names only", name: "node-2", node: `{"name":"node-2","CPU":0.5,"Mem":0.25}`,
+			pods: `{"10.1.2.3":{"CPU":0.9,"mem":0.1}}`},
+		{what: "a pod entry without mem, one that is not an object, one that is a boolean", name: "node-2", node: node2,
+			pods:      `{"10.1.2.3":{"cpu":0.9},"10.1.2.4":5,"10.1.2.5":{"cpu":true,"mem":0},"10.1.2.6":{"cpu":0,"mem":0}}`,
+			nodeUsage: true, wantPods: []string{"10.1.2.6"}, ip: "10.0.0.2"},
+		{what: "an ip that is not a string: no IP", name: "node-2", node: `{"name":"node-2","ip":7}`, pods: ``},
+	} {
+		rec, err := parseRAPLoad(rapLoadMap(c.name, c.node, c.pods))
+		if (err != nil) != c.wantErr {
+			t.Errorf("%s: err %v, want an error: %v", c.what, err, c.wantErr)
+			continue
+		}
+		if c.wantErr {
+			continue
+		}
+		got := []string{}
+		for ip := range rec.pods {
+			got = append(got, ip)
+		}
+		sort.Strings(got)
+		if (rec.node != nil) != c.nodeUsage || strings.Join(got, ",") != strings.Join(c.wantPods, ",") || rec.ip != c.ip {
+			t.Errorf("%s: node usage %v, pods %v, ip %q; want %v, %v, %q", c.what, rec.node, got, rec.ip, c.nodeUsage, c.wantPods, c.ip)
+		}
+	}
+}
+
+func TestRAPAggHeartbeatIsRFC3339Only(t *testing.T) {
+	lease := func(raw string) *coordv1.Lease {
+		return &coordv1.Lease{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{rapAggMetricsTime: raw}}}
+	}
+	for raw, ok := range map[string]bool{
+		"2027-01-15T08:00:00Z": true, "2027-01-15T08:00:00.123456789+01:00": true, "2027-01-15T08:00:00-00:00": true,
+		"2027-01-15 08:00:00Z": false, "2027-01-15T8:00:00Z": false, "2027-01-15T08:00:00,5Z": false,
+		"2027-01-15T08:00:00+24:00": false, "2027-01-15t08:00:00z": false, "2027-01-15T08:00:00": false, "": false,
+	} {
+		if got := !parseRAPHeartbeat(lease(raw)).IsZero(); got != ok {
+			t.Errorf("%q: read %v, want %v", raw, got, ok)
+		}
+	}
+}
+
+func TestRAPAggSnapshotDropsAPodListedTwice(t *testing.T) {
+	wall := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	loads := []rapAggNode{
+		{name: "node-2", pods: map[string]rapAggUsage{"10.1.2.3": {0.9, 0.1}, "10.1.2.4": {0.2, 0.1}}},
+		{name: "node-3", node: &rapAggUsage{0.5, 0.5}, pods: map[string]rapAggUsage{"10.1.2.3": {0.1, 0.1}}},
+	}
+	s, err := rapAggSnapshot(loads, wall.Add(-time.Second), rapStamps{}, 100, wall, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.pods["10.1.2.3"]; ok || len(s.pods) != 1 || s.pods["10.1.2.4"].at != 99 {
+		t.Errorf("pods %v: want only 10.1.2.4, at 99 (a pod IP under two nodes has no sample)", s.pods)
+	}
+	if s.nodes["node-3"].cpu != 0.5 || len(s.nodes) != 1 {
+		t.Errorf("nodes %v", s.nodes)
+	}
+}
+
+// A heartbeat ahead of this node's clock counts as measured when first seen;
+// once it stops it must stay stale, not come back fresh when a stamp is
+// forgotten (the monitor used to prune it, and so saw it fresh again one
+// rebuild after it went stale).
+func TestRAPAggMonitorAStoppedHeartbeatAheadOfTheClockStaysStale(t *testing.T) {
+	wall0 := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	now := 100.0
+	rb := newRAPBalancer(rapTestConfig(), "node-1") // stale after 3 s
+	rb.clock = func() float64 { return now }
+	m := newRAPAggMonitor(rb, fake.NewSimpleClientset(), 10250, 2) // not started: this test is its informers
+	m.wall = func() time.Time { return wall0.Add(time.Duration((now - 100) * float64(time.Second))) }
+	m.onLoad(rapLoadMap("node-2", `{"name":"node-2","ip":"10.0.0.2","cpu":0.5,"mem":0.25}`, `{"10.1.2.3":{"cpu":0.9,"mem":0.1}}`), false)
+	m.onLease(rapLease(wall0.Add(time.Minute)), false)
+	m.rebuild()
+	if len(rb.snapshot().pods) != 1 {
+		t.Fatal("a heartbeat ahead of the clock is not measured now")
+	}
+	for _, now = range []float64{103.5, 104.5, 110} {
+		m.rebuild()
+		if n := len(rb.snapshot().pods); n != 0 {
+			t.Fatalf("at %g: %d pod samples from a heartbeat that stopped at 100", now, n)
 		}
 	}
 }

@@ -24,6 +24,11 @@ package userspace
 // (invoke test-proxy sets it). Each vector is a subtest; a mismatch names the
 // vector, the request index (counting requests only, from 0, as the Python
 // runner does), the step index, and the expected and actual answers.
+//
+// A vector's published objects (rap.aggregator's ConfigMaps and Lease) reach
+// the balancer through the aggregated monitor's own code (rap_aggregated.go:
+// onLoad, onLease, rapAggSnapshot), as the Python runner reads them through
+// rap/pyproxy/aggmonitor.py.
 
 import (
 	"encoding/json"
@@ -34,7 +39,9 @@ import (
 	"path/filepath"
 	"sort"
 	"testing"
+	"time"
 
+	coordv1 "k8s.io/api/coordination/v1"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -54,13 +61,25 @@ type vecUsage struct {
 	At  float64 `json:"at"`
 }
 
+type vecRTT struct {
+	MS float64 `json:"ms"`
+	At float64 `json:"at"`
+}
+
 type vecMetrics struct {
 	Pods  map[string]vecUsage `json:"pods"`
 	Nodes map[string]vecUsage `json:"nodes"`
-	RTT   map[string]struct {
-		MS float64 `json:"ms"`
-		At float64 `json:"at"`
-	} `json:"rtt_ms"`
+	RTT   map[string]vecRTT   `json:"rtt_ms"`
+}
+
+// vecPublished: rap.aggregator's objects, each ConfigMap's data by name, and
+// the Lease (nil: none) with its metrics timestamp (nil: no annotation).
+type vecPublished struct {
+	ConfigMaps map[string]map[string]string `json:"configmaps"`
+	Lease      *struct {
+		MetricsTimestamp *string `json:"metrics_timestamp"`
+	} `json:"lease"`
+	RTT map[string]vecRTT `json:"rtt_ms"`
 }
 
 type vecRequest struct {
@@ -83,6 +102,7 @@ type vecStep struct {
 	SetEndpoints *[]vecEndpoint `json:"set_endpoints"`
 	AddEndpoints *[]vecEndpoint `json:"add_endpoints"`
 	SetMetrics   *vecMetrics    `json:"set_metrics"`
+	SetPublished *vecPublished  `json:"set_published"`
 	Done         *vecDone       `json:"done"`
 }
 
@@ -94,9 +114,11 @@ type vector struct {
 		Affinity         string `json:"affinity"`
 		AffinityTimeoutS int    `json:"affinity_timeout_s"`
 	} `json:"service"`
-	Endpoints []vecEndpoint `json:"endpoints"`
-	Metrics   vecMetrics    `json:"metrics"`
-	Steps     []vecStep     `json:"steps"`
+	Endpoints    []vecEndpoint `json:"endpoints"`
+	Metrics      *vecMetrics   `json:"metrics"`
+	Published    *vecPublished `json:"published"`
+	WallClockAt0 string        `json:"wall_clock_at_0"`
+	Steps        []vecStep     `json:"steps"`
 }
 
 // vecDefaultPort: the Service port of an endpoint, request or done that names none.
@@ -205,10 +227,16 @@ func vecSnapshot(m vecMetrics) *rapSnapshot {
 	for n, u := range m.Nodes {
 		s.nodes[n] = rapUsage{cpu: u.CPU, mem: u.Mem, at: u.At}
 	}
-	for n, r := range m.RTT {
-		s.rtt[n] = rapRTT{ms: r.MS, at: r.At}
-	}
+	s.rtt = vecRTTs(m.RTT)
 	return s
+}
+
+func vecRTTs(m map[string]vecRTT) map[string]rapRTT {
+	out := map[string]rapRTT{}
+	for n, r := range m {
+		out[n] = rapRTT{ms: r.MS, at: r.At}
+	}
+	return out
 }
 
 // vecReplay is one vector being replayed.
@@ -218,6 +246,51 @@ type vecReplay struct {
 	rb      *rapBalancer
 	lb      *LoadBalancerRR
 	current *v1.Endpoints
+	// The aggregated monitor the published objects are handed to (nil until
+	// the first), and the ConfigMaps it holds.
+	agg     *rapAggMonitor
+	aggMaps map[string]bool
+	wall0   time.Time // the wall clock when r.now is 0
+}
+
+// publish hands p to the aggregated monitor as its informers would (each
+// ConfigMap of p added or updated, each earlier one not in p deleted, the
+// Lease updated or deleted) at the previous request's time, and swaps in
+// what the monitor makes of them, with p's RTTs (which a proxy probes
+// itself; nothing publishes them).
+func (r *vecReplay) publish(p *vecPublished) {
+	if r.agg == nil {
+		r.agg = newRAPAggMonitor(r.rb, nil, 0, 1)
+		r.agg.wall = func() time.Time { return r.wall0.Add(time.Duration(r.now * float64(time.Second))) }
+		r.aggMaps = map[string]bool{}
+	}
+	configMap := func(name string, data map[string]string) *v1.ConfigMap {
+		return &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: rapAggNamespace, Name: name,
+			Labels: map[string]string{"rap.io/load": "true"}}, Data: data}
+	}
+	for name := range r.aggMaps {
+		if _, ok := p.ConfigMaps[name]; !ok {
+			r.agg.onLoad(configMap(name, nil), true)
+			delete(r.aggMaps, name)
+		}
+	}
+	for name, data := range p.ConfigMaps {
+		r.agg.onLoad(configMap(name, data), false)
+		r.aggMaps[name] = true
+	}
+	lease := &coordv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: rapAggNamespace, Name: rapAggLeaseName,
+		Annotations: map[string]string{}}}
+	if p.Lease == nil {
+		r.agg.onLease(lease, true)
+	} else {
+		if p.Lease.MetricsTimestamp != nil {
+			lease.Annotations[rapAggMetricsTime] = *p.Lease.MetricsTimestamp
+		}
+		r.agg.onLease(lease, false)
+	}
+	s, _ := r.agg.published(r.now)
+	s.rtt = vecRTTs(p.RTT)
+	r.rb.setSnapshot(s)
 }
 
 func newVecReplay(v *vector) (*vecReplay, error) {
@@ -245,7 +318,19 @@ func newVecReplay(v *vector) (*vecReplay, error) {
 	}
 	r.current = vecEndpointsObject(v.Endpoints)
 	r.lb.OnEndpointsAdd(r.current)
-	r.rb.setSnapshot(vecSnapshot(v.Metrics))
+	if v.WallClockAt0 != "" {
+		if r.wall0, err = time.Parse(time.RFC3339Nano, v.WallClockAt0); err != nil {
+			return nil, fmt.Errorf("wall_clock_at_0: %v", err)
+		}
+	}
+	switch {
+	case (v.Metrics == nil) == (v.Published == nil):
+		return nil, fmt.Errorf("a vector gives exactly one of metrics and published")
+	case v.Metrics != nil:
+		r.rb.setSnapshot(vecSnapshot(*v.Metrics))
+	default:
+		r.publish(v.Published)
+	}
 	return r, nil
 }
 
@@ -289,6 +374,8 @@ func runVector(v *vector) ([]string, int, error) {
 			r.lb.OnEndpointsAdd(r.current)
 		case step.SetMetrics != nil:
 			r.rb.setSnapshot(vecSnapshot(*step.SetMetrics))
+		case step.SetPublished != nil:
+			r.publish(step.SetPublished)
 		case step.Done != nil:
 			r.lb.ConnectionDone(vecPort(step.Done.PortName), step.Done.Endpoint)
 		case step.Request != nil:
@@ -311,7 +398,7 @@ func runVector(v *vector) ([]string, int, error) {
 			}
 			requests++
 		default:
-			return nil, 0, fmt.Errorf("steps[%d]: not a request, set_endpoints, add_endpoints, set_metrics or done", i)
+			return nil, 0, fmt.Errorf("steps[%d]: not a request, set_endpoints, add_endpoints, set_metrics, set_published or done", i)
 		}
 	}
 	return mismatches, requests, nil
@@ -416,5 +503,60 @@ func TestRAPVectorFormat(t *testing.T) {
 	}
 	if v.Endpoints[1].Node != "" || vecEndpointsObject(v.Endpoints).Subsets[1].Addresses[0].NodeName != nil {
 		t.Error(`node "" is not an address without a node name`)
+	}
+}
+
+// TestRAPVectorPublishedFormat: published and set_published reach the
+// balancer through the aggregated monitor, a ConfigMap left out of a
+// set_published is deleted (the vector of tests/unit/test_vectors.py's
+// test_set_published_deletes_the_configmaps_it_leaves_out).
+func TestRAPVectorPublishedFormat(t *testing.T) {
+	rapTestNoShuffle(t)
+	const raw = `{
+	  "name": "published-format", "local_node": "node-a", "service": {"affinity": "None"},
+	  "endpoints": [{"ip": "10.0.1.1", "port": 80, "node": "node-a"}, {"ip": "10.0.2.1", "port": 80, "node": "node-b"}],
+	  "wall_clock_at_0": "2027-01-15T08:00:00Z",
+	  "published": {
+	    "configmaps": {
+	      "rap-load-node-b": {"node": "{\"name\":\"node-b\",\"ip\":\"10.1.0.2\"}", "pods": "{\"10.0.2.1\":{\"cpu\":0,\"mem\":0}}"},
+	      "rap-load-node-a": {"node": "{\"name\":\"node-a\"}", "pods": "{\"10.0.1.1\":{\"cpu\":0.95,\"mem\":0.1}}"}
+	    },
+	    "lease": {"metrics_timestamp": "2027-01-15T08:00:00Z"},
+	    "rtt_ms": {"node-b": {"ms": 10, "at": 0}}
+	  },
+	  "steps": [
+	    {"request": {"client": "10.9.0.1", "at": 1}, "expect": "10.0.2.1:80"},
+	    {"set_published": {
+	      "configmaps": {"rap-load-node-b": {"node": "{\"name\":\"node-b\",\"ip\":\"10.1.0.2\"}", "pods": "{\"10.0.2.1\":{\"cpu\":0,\"mem\":0}}"}},
+	      "lease": {"metrics_timestamp": "2027-01-15T08:00:00Z"},
+	      "rtt_ms": {"node-b": {"ms": 10, "at": 0}}}},
+	    {"request": {"client": "10.9.0.1", "at": 2}, "expect": "10.0.1.1:80"}
+	  ]
+	}`
+	// a1 hot (0.95) -> b1; node-a's ConfigMap deleted: a1 unmeasured, cost 1 < b1's (1+1) + 1 -> a1.
+	var v vector
+	if err := json.Unmarshal([]byte(raw), &v); err != nil {
+		t.Fatal(err)
+	}
+	mismatches, n, err := runVector(&v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range mismatches {
+		t.Error(m)
+	}
+	if n != 2 {
+		t.Errorf("%d requests replayed, want 2", n)
+	}
+	r, err := newVecReplay(&v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.agg == nil || len(r.agg.loads) != 2 || r.rb.snapshot().pods["10.0.1.1"].at != 0 {
+		t.Errorf("the published objects did not go through the aggregated monitor: %+v", r.agg)
+	}
+	v.Published = nil
+	if _, err := newVecReplay(&v); err == nil {
+		t.Error("a vector with neither metrics nor published was replayed")
 	}
 }

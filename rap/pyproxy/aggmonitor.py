@@ -7,15 +7,23 @@ aggregator stops; RTTs are probed for at most ``rtt_probes`` nodes per period,
 those hosting endpoints and the longest unmeasured first. Unlike rap.go it
 lists the objects each period instead of watching them: the Python proxy is
 the reference the Go one is compared with, not the one that has to scale.
+
+``parse_load`` and ``published_samples`` are the translation of the objects
+into the decision's samples; the conformance vectors' ``published``
+(rap.vectors) go through them, as rap.go's harness goes through parseRAPLoad
+and rapAggSnapshot, so the two readers are checked against each other.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
+import re
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, NamedTuple
 
 from rap.pyproxy.monitor import API_TIMEOUT_S, Stamps, merge, parse_timestamp, probe_rtt_ms
 from rap.snapshot import Rtt, Snapshot, Usage
@@ -33,37 +41,130 @@ class RecordError(ValueError):
     """A published record this reader cannot use."""
 
 
+# The heartbeat's timestamp, as rap.go's aggregated monitor reads it too (rapAggRFC3339): RFC 3339 with
+# an upper-case T and Z, at most nanoseconds. Alone, each parser took forms the other refused:
+# fromisoformat a space for the T or no separators at all, Go's time.Parse a one-digit hour or +24:00.
+RFC3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
+                     r"(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])")
+
+
+class Record(NamedTuple):
+    """One node's published record, parsed: what the decision may use of it."""
+
+    node: str  # the node's name
+    ip: str  # its InternalIP, "" when none (no RTT probe)
+    usage: tuple[float, float] | None  # the node's (cpu, mem); None when it has no usable sample
+    pods: dict[str, tuple[float, float]]  # (cpu, mem) by pod IP, only the usable samples
+
+
+def _not_json(constant: str) -> float:
+    raise ValueError(f"{constant} is not a JSON value")
+
+
+def _object(name: str, key: str, text: str) -> dict:
+    """The JSON object in ``text``; RecordError when it is not JSON or not an object."""
+    try:
+        # Integers read as floats: one too large for a double is a fraction out of range (as in rap.go), not a
+        # Python int past its digit limit; NaN and Infinity are not JSON (rap.go refuses them).
+        value = json.loads(text, parse_int=float, parse_constant=_not_json)
+    except (ValueError, RecursionError) as e:
+        raise RecordError(f"ConfigMap {NAMESPACE}/{name}: key {key}: not JSON ({e})") from None
+    if not isinstance(value, dict):
+        raise RecordError(f"ConfigMap {NAMESPACE}/{name}: key {key}: not a JSON object")
+    return value
+
+
 def _fraction(value: Any) -> float | None:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1e9
     return float(value) if ok else None
 
 
-def parse_load(name: str, data: Mapping[str, str] | None) -> tuple[str, str, tuple[float, float] | None,
-                                                                   dict[str, tuple[float, float]]]:
-    """(node, ip, node usage or None, pod usage by IP) of one rap-load-<node> ConfigMap's data."""
-    data = data or {}
+def _usage(value: Any) -> tuple[float, float] | None:
+    """(cpu, mem) of ``{"cpu": F, "mem": F}`` when both are usable fractions, else None."""
+    if not isinstance(value, dict):
+        return None
+    cpu, mem = _fraction(value.get("cpu")), _fraction(value.get("mem"))
+    return (cpu, mem) if cpu is not None and mem is not None else None
+
+
+def _is_ip(text: str) -> bool:
+    """An IPv4 or IPv6 address as Go's net.ParseIP reads one (no zone)."""
     try:
-        node = json.loads(data.get("node", ""))
-        pods = json.loads(data.get("pods") or "{}")
-    except json.JSONDecodeError as e:
-        raise RecordError(f"ConfigMap {NAMESPACE}/{name}: not JSON ({e})") from None
-    if not isinstance(node, dict) or not node.get("name") or not isinstance(pods, dict):
-        raise RecordError(f"ConfigMap {NAMESPACE}/{name}: key node has no name, or pods is not an object")
-    cpu, mem = _fraction(node.get("cpu")), _fraction(node.get("mem"))
-    usage = (cpu, mem) if cpu is not None and mem is not None else None
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return "%" not in text
+
+
+def parse_load(name: str, data: Mapping[str, str] | None) -> Record:
+    """One rap-load-<node> ConfigMap's data, by the rules of tests/vectors/README.md ("How published is read").
+
+    RecordError (the whole record unusable) when ``node`` is not a JSON object with a non-empty string
+    ``name``, when the ConfigMap is not named ``rap-load-<that name>``, or when ``pods`` is given and is
+    not a JSON object. Within a usable record, a value that is not a usable sample is left out: no node
+    usage unless ``cpu`` and ``mem`` are both numbers in [0, 1e9); no pod entry unless its key is an IP
+    and its value such a pair; no IP unless ``ip`` is a string. rap.go's parseRAPLoad keeps the same rules.
+    """
+    data = data or {}
+    node = _object(name, "node", data.get("node") or "")
+    raw_pods = data.get("pods") or ""
+    pods = _object(name, "pods", raw_pods) if raw_pods else {}
+    node_name = node.get("name")
+    if not isinstance(node_name, str) or not node_name:
+        raise RecordError(f"ConfigMap {NAMESPACE}/{name}: key node has no name")
+    if name != LOAD_PREFIX + node_name:
+        raise RecordError(f"ConfigMap {NAMESPACE}/{name}: its record is node {node_name!r}'s, "
+                          f"whose ConfigMap is {LOAD_PREFIX}{node_name}")
+    ip = node.get("ip")
     by_ip = {}
-    for ip, u in pods.items():
-        if isinstance(u, dict):
-            pc, pm = _fraction(u.get("cpu")), _fraction(u.get("mem"))
-            if pc is not None and pm is not None:
-                by_ip[ip] = (pc, pm)
-    return str(node["name"]), str(node.get("ip") or ""), usage, by_ip
+    for pod_ip, u in pods.items():
+        usage = _usage(u)
+        if usage is not None and _is_ip(pod_ip):
+            by_ip[pod_ip] = usage
+    return Record(node_name, ip if isinstance(ip, str) else "", _usage(node), by_ip)
+
+
+def read_records(maps: Iterable[tuple[str, Mapping[str, str] | None]]) -> tuple[list[Record], dict[str, RecordError]]:
+    """The usable records of ``(ConfigMap name, data)`` pairs, and why each other one is not."""
+    records, bad = [], {}
+    for name, data in maps:
+        try:
+            records.append(parse_load(name, data))
+        except RecordError as e:
+            bad[name] = e
+    return records, bad
 
 
 def heartbeat_timestamp(annotations: Mapping[str, str] | None) -> str | None:
     """The Lease's metrics timestamp (RFC 3339 text), or None when absent or unreadable."""
     raw = (annotations or {}).get(METRICS_TIME)
+    if not isinstance(raw, str) or not RFC3339.fullmatch(raw):
+        return None
     return raw if parse_timestamp(raw) is not None else None
+
+
+def published_samples(records: Iterable[Record], heartbeat: str | None, stamps: Stamps, now: float, wall: float,
+                      stale_after_s: float) -> tuple[dict[str, Usage], dict[str, Usage], RecordError | None]:
+    """(pods by IP, nodes by name, None) of what rap.aggregator published, or ({}, {}, why not).
+
+    Every sample is stamped with the heartbeat's metrics timestamp (``heartbeat_timestamp``), carried onto
+    the balancer's clock by ``stamps`` under one key, so all of it goes stale together: none at all without
+    a heartbeat or with one older than ``stale_after_s``. The stamp is never pruned (it is one key): a
+    heartbeat that stopped stays stale, even one ahead of ``wall``. A pod IP with a sample in more than one
+    record is ambiguous (a pod that moved, a record not yet rewritten) and gets none. The proxy's refresh and
+    the conformance vectors (rap.vectors) both build their samples here; rap.go's rapAggSnapshot is the same.
+    """
+    at = stamps.at("aggregator", heartbeat, now, wall) if heartbeat is not None else None
+    if at is None:
+        return {}, {}, RecordError(f"no heartbeat (Lease {NAMESPACE}/{LEASE}) from rap.aggregator")
+    if now - at > stale_after_s:
+        return {}, {}, RecordError(f"the aggregator's newest metrics are {now - at:.1f} s old "
+                                   f"(stale after {stale_after_s:g} s)")
+    records = list(records)
+    listed = Counter(ip for r in records for ip in r.pods)
+    nodes = {r.node: Usage(*r.usage, at) for r in records if r.usage is not None}
+    pods = {ip: Usage(c, m, at) for r in records for ip, (c, m) in r.pods.items() if listed[ip] == 1}
+    return pods, nodes, None
 
 
 def probe_order(candidates: Mapping[str, str], hosting: Iterable[str], last_at: Mapping[str, float],
@@ -100,20 +201,10 @@ class AggregatedMonitor:
         now = self.clock()
         pods, nodes, addrs = {}, {}, {}
         if maps is not None:
-            ts = heartbeat_timestamp(lease)
-            at = self.stamps.at("aggregator", ts, now, self.wall()) if ts is not None else None
-            if at is None:
-                error = RecordError(f"no heartbeat (Lease {NAMESPACE}/{LEASE}) from rap.aggregator")
-            elif now - at > self.stale_after_s:
-                error = RecordError(f"the aggregator's newest metrics are {now - at:.1f} s old")
             records = self._records(maps)
-            for node, ip, usage, by_ip in records:
-                if ip and node != self.local_node:
-                    addrs[node] = ip
-                if error is None:
-                    if usage is not None:
-                        nodes[node] = Usage(*usage, at)
-                    pods.update({ip_: Usage(c, m, at) for ip_, (c, m) in by_ip.items()})
+            addrs = {r.node: r.ip for r in records if r.ip and r.node != self.local_node}
+            pods, nodes, error = published_samples(records, heartbeat_timestamp(lease), self.stamps, now,
+                                                   self.wall(), self.stale_after_s)
         self._note(error)
         rtt = merge(self.snapshot.rtt, self._rtts(addrs), self.clock(), self.stale_after_s)
         self.snapshot = self.policy.update_snapshot(Snapshot(pods=pods, nodes=nodes, rtt=rtt))
@@ -137,17 +228,16 @@ class AggregatedMonitor:
             return maps, None
         return maps, lease.metadata.annotations or {}
 
-    def _records(self, maps) -> list:
-        out = []
-        for name, version, data in maps:
-            try:
-                out.append(parse_load(name, data))
-                self._bad.pop(name, None)
-            except RecordError as e:
-                if self._bad.get(name) != version:
-                    self._bad[name] = version
-                    log.error("rap: %s; that node's samples are ignored until it is rewritten", e)
-        return out
+    def _records(self, maps) -> list[Record]:
+        """The usable records; an unusable one is logged once per resourceVersion."""
+        records, bad = read_records((name, data) for name, _, data in maps)
+        versions = {name: version for name, version, _ in maps}
+        self._bad = {name: v for name, v in self._bad.items() if name in bad}
+        for name, e in bad.items():
+            if self._bad.get(name) != versions[name]:
+                self._bad[name] = versions[name]
+                log.error("rap: %s; that node's samples are ignored until it is rewritten", e)
+        return records
 
     def _rtts(self, addrs: Mapping[str, str]) -> dict[str, Rtt]:
         hosting = {e.node for s in getattr(self.policy, "_services", {}) for e in self.policy.endpoints(s)}

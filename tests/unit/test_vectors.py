@@ -17,7 +17,7 @@ def test_there_are_enough_vectors_covering_every_rule():
         "affinity", "blind", "local", "local-pod-overloaded", "local-node-overloaded",
         "scoring", "tie-break", "unmeasured", "stale", "all-overloaded", "churn",
         "adaptive", "cost", "spread", "hysteresis", "active", "retry", "ejection", "partial-metrics",
-        "selectorless", "multi-port", "endpoints-add", "usage-above-1",
+        "selectorless", "multi-port", "endpoints-add", "usage-above-1", "aggregated",
     }
     assert required <= covered, sorted(required - covered)
     modes = {v.data.get("config", {}).get("mode", "adaptive") for v in vectors}
@@ -215,3 +215,63 @@ def test_every_new_rule_name_is_accepted(tmp_path):
              "selectorless", "multi-port", "endpoints-add", "usage-above-1"]
     data = _vector([_req(1, "10.0.1.1:80")], rules=rules)
     assert load_vector(_write(tmp_path, data["name"], data)).data["rules"] == rules
+
+
+# ---- published: the aggregator's objects instead of the snapshot ----
+
+def _published(node_a_pods, with_node_a=True, lease=None):
+    maps = {"rap-load-node-b": {"node": '{"name":"node-b","ip":"10.1.0.2"}', "pods": '{"10.0.2.1":{"cpu":0,"mem":0}}'}}
+    if with_node_a:
+        maps["rap-load-node-a"] = {"node": '{"name":"node-a"}', "pods": json.dumps(node_a_pods)}
+    return {"configmaps": maps, "lease": lease or {"metrics_timestamp": "2027-01-15T08:00:00Z"},
+            "rtt_ms": {"node-b": {"ms": 10, "at": 0}}}
+
+
+def _published_vector(steps, **published):
+    data = _vector(steps, published=_published({"10.0.1.1": {"cpu": 0.95, "mem": 0.1}}, **published),
+                   wall_clock_at_0="2027-01-15T08:00:00Z")
+    del data["metrics"]
+    return data
+
+
+def test_set_published_deletes_the_configmaps_it_leaves_out(tmp_path):
+    # a1 hot (0.95) -> b1; node-a's ConfigMap deleted: a1 unmeasured, cost 1 < b1's (1+1) + 1 -> a1.
+    # The Go harness replays the same vector (TestRAPVectorPublishedFormat).
+    steps = [_req(1, "10.0.2.1:80"), {"set_published": _published({}, with_node_a=False)}, _req(2, "10.0.1.1:80")]
+    assert _run(tmp_path, _published_vector(steps)) == []
+
+
+def test_published_goes_through_the_proxys_own_reader(tmp_path, monkeypatch):
+    from rap import vectors
+    from rap.pyproxy import aggmonitor
+
+    calls = []
+    monkeypatch.setattr(vectors, "published_samples", lambda *a: calls.append(a) or aggmonitor.published_samples(*a))
+    assert vectors.published_samples is not aggmonitor.published_samples
+    assert _run(tmp_path, _published_vector([_req(1, "10.0.2.1:80")])) == []
+    [(records, heartbeat, _, now, wall, stale_after_s)] = calls
+    assert [r.node for r in records] == ["node-b", "node-a"] and heartbeat == "2027-01-15T08:00:00Z"
+    assert (now, wall, stale_after_s) == (0.0, 1_800_000_000.0, 15.0)
+
+
+@pytest.mark.parametrize("edit, where", [
+    (lambda d: d.update(metrics={}), r"\$: keys .* exactly one of: metrics \| published"),
+    (lambda d: d.pop("published"), r"\$: keys .* exactly one of: metrics \| published"),
+    (lambda d: d.pop("wall_clock_at_0"), r"\$: 'wall_clock_at_0' is a required property"),
+    (lambda d: d.update(wall_clock_at_0="2027-01-15T08:00:00"), r"\$\.wall_clock_at_0: .* is not an RFC 3339"),
+    (lambda d: d["published"]["configmaps"].update(other={}), r"\$\.published\.configmaps: 'other' does not match"),
+    (lambda d: d["published"]["lease"].update(holder="x"), r"\$\.published\.lease: Additional properties"),
+])
+def test_the_published_format_is_checked(tmp_path, edit, where):
+    data = _published_vector([_req(1, "10.0.2.1:80")])
+    edit(data)
+    with pytest.raises(VectorError, match=where):
+        load_vector(_write(tmp_path, data["name"], data))
+
+
+def test_a_wall_clock_without_published_is_refused(tmp_path):
+    data = _vector([_req(1, "10.0.1.1:80")], wall_clock_at_0="2027-01-15T08:00:00Z")
+    with pytest.raises(VectorError, match=r"\$\.wall_clock_at_0: only a vector with published"):
+        load_vector(_write(tmp_path, data["name"], data))
+    data["steps"].append({"set_published": _published({})})  # a step that publishes needs it, and may have it
+    assert _run(tmp_path, data) == []
