@@ -23,8 +23,10 @@ package userspace
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -287,6 +289,31 @@ func TestRAPAggMonitorGoesBlindWhenTheHeartbeatStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	rapEventually(t, "the snapshot without a heartbeat", func() bool { return len(rb.snapshot().pods) == 0 })
+}
+
+func TestRAPAggMonitorRebuildsOnceForABurstOfChanges(t *testing.T) {
+	wall := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	m, client, _, _ := rapAggUnderTest(t, rapLease(wall))
+	rapEventually(t, "the first snapshot", func() bool { return m.rb.snapshot() != nil })
+	time.Sleep(2 * m.rebuildGap) // the start-up's rebuilds are over (the gap: a quarter of the 1 s period)
+	before := atomic.LoadInt64(&m.rebuilds)
+	// One aggregator round: twenty records, then the Lease.
+	for i := 2; i < 22; i++ {
+		name := fmt.Sprintf("node-%d", i)
+		cm := rapLoadMap(name, fmt.Sprintf(`{"name":%q,"ip":"10.0.0.%d","cpu":0.5,"mem":0.25}`, name, i),
+			fmt.Sprintf(`{"10.1.%d.3":{"cpu":0.4,"mem":0.1}}`, i))
+		if _, err := client.CoreV1().ConfigMaps(rapAggNamespace).Create(context.Background(), cm, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := client.CoordinationV1().Leases(rapAggNamespace).Update(context.Background(), rapLease(wall.Add(time.Second)), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rapEventually(t, "every record in the snapshot", func() bool { return len(m.rb.snapshot().nodes) == 20 })
+	// The probe round may add one rebuild of its own (once per period).
+	if n := atomic.LoadInt64(&m.rebuilds) - before; n < 1 || n > 3 {
+		t.Errorf("21 changes in one burst gave %d rebuilds; want one, or up to three when a probe round and the gap's edge fall inside", n)
+	}
 }
 
 func TestRAPAggMonitorIgnoresAnUnreadableRecordOnly(t *testing.T) {
