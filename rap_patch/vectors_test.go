@@ -487,20 +487,7 @@ func TestRAPVectorFormat(t *testing.T) {
 	// http list only; the new pod is unmeasured (headroom 1: 1 < 4). An update
 	// resets a port only when the object it replaces had it (kube-proxy's
 	// OnEndpointsUpdate), hence the metrics port back before it goes.
-	var v vector
-	if err := json.Unmarshal([]byte(raw), &v); err != nil {
-		t.Fatal(err)
-	}
-	mismatches, n, err := runVector(&v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range mismatches {
-		t.Error(m)
-	}
-	if n != 13 {
-		t.Errorf("%d requests replayed, want 13", n)
-	}
+	v := replayInline(t, raw, 13)
 	if v.Endpoints[1].Node != "" || vecEndpointsObject(v.Endpoints).Subsets[1].Addresses[0].NodeName != nil {
 		t.Error(`node "" is not an address without a node name`)
 	}
@@ -534,20 +521,7 @@ func TestRAPVectorPublishedFormat(t *testing.T) {
 	  ]
 	}`
 	// a1 hot (0.95) -> b1; node-a's ConfigMap deleted: a1 unmeasured, cost 1 < b1's (1+1) + 1 -> a1.
-	var v vector
-	if err := json.Unmarshal([]byte(raw), &v); err != nil {
-		t.Fatal(err)
-	}
-	mismatches, n, err := runVector(&v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range mismatches {
-		t.Error(m)
-	}
-	if n != 2 {
-		t.Errorf("%d requests replayed, want 2", n)
-	}
+	v := replayInline(t, raw, 2)
 	r, err := newVecReplay(&v)
 	if err != nil {
 		t.Fatal(err)
@@ -559,4 +533,25 @@ func TestRAPVectorPublishedFormat(t *testing.T) {
 	if _, err := newVecReplay(&v); err == nil {
 		t.Error("a vector with neither metrics nor published was replayed")
 	}
+}
+
+// replayInline replays a vector given as JSON text in a test, which must
+// answer every request as it expects and replay want requests.
+func replayInline(t *testing.T, raw string, want int) vector {
+	t.Helper()
+	var v vector
+	if err := json.Unmarshal([]byte(raw), &v); err != nil {
+		t.Fatal(err)
+	}
+	mismatches, n, err := runVector(&v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range mismatches {
+		t.Error(m)
+	}
+	if n != want {
+		t.Errorf("%d requests replayed, want %d", n, want)
+	}
+	return v
 }
