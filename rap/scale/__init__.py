@@ -5,7 +5,7 @@ cluster with a few real RAP kube-proxies, grows a KWOK-simulated cluster of
 100, 300, 1,000 nodes beside them with synthetic metrics, and measures what
 each RAP node costs the API server (requests and bytes per period) and what
 a RAP process uses (CPU, memory), for the per-node monitor and the
-aggregated one. One module per concern:
+aggregated one, beside stock kube-proxy on the same nodes (the reference). One module per concern:
 
 - ``options``: the options, their help and parser (``parse_options``)
 - ``harness``: the run itself, window by window, and its teardown

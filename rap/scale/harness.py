@@ -29,13 +29,11 @@ the audit events of RAP's users, each RAP process's CPU and largest RSS
 from __future__ import annotations
 
 import os
-import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
-from kubernetes import client
 
 from rap.config import FIELDS
 from rap.errors import UserError
@@ -112,6 +110,7 @@ class Harness:
         self.st = cluster.up(self.c, self.runtime)
         self.api = objects.api_client(self.st.kubeconfig)
         self.binary = cluster.preflight(self.c)["kube-proxy"]
+        self.stock_binary = cluster.preflight(replace(self.c, proxy="stock"))["kube-proxy"]
         self.keys = pki.Pki(Path(self.st.kubeconfig).parent)
         self.status.say("stopping the real nodes' proxies: the baseline has no RAP process")
         self.stop_proxies()
@@ -190,13 +189,15 @@ class Harness:
         return [f"proxy-{i}" for i in self.c.node_indexes()]
 
     def start_proxies(self, monitor: str) -> None:
+        """kube-proxy on every real node: RAP's with ``monitor``, or the stock one (``stock``)."""
+        stock = monitor == "stock"
+        c, binary = (replace(self.c, proxy="stock"), self.stock_binary) if stock else (self.c, self.binary)
         for i in self.c.node_indexes():
             node = cfg.node_name(i)
-            env = {**cluster.proxy_env(self.c, self.st, i), "RAP_KUBECONFIG": self.kubeconfigs[node]}
-            if "monitor" in FIELDS:
+            env = {} if stock else {**cluster.proxy_env(self.c, self.st, i), "RAP_KUBECONFIG": self.kubeconfigs[node]}
+            if not stock and "monitor" in FIELDS:
                 env[FIELDS["monitor"].env] = monitor
-            pid = procs.start(self.runtime, f"proxy-{i}", cluster.proxy_argv(self.c, self.st, i, self.binary,
-                                                                             self.runtime),
+            pid = procs.start(self.runtime, f"proxy-{i}", cluster.proxy_argv(c, self.st, i, binary, self.runtime),
                               netns=cfg.node_netns(i), env=env)
             cluster.join_node_cgroup(i, pid)
         for i in self.c.node_indexes():
@@ -283,12 +284,13 @@ class Harness:
         result = {"simulated_nodes": n, "simulated_pods": n * o.pods_per_node,
                   "baseline": _plane(baseline), "monitors": {}}
         for monitor in o.monitors:
-            if monitor == "node":
-                self.start_proxies("node")
+            if monitor in ("stock", "node"):
+                self.start_proxies(monitor)
                 time.sleep(o.warmup_s)
-                w = self.window(self.proxy_names(), f"{k} RAP kube-proxies, per-node monitor")
+                w = self.window(self.proxy_names(), f"{k} stock kube-proxies, no RAP" if monitor == "stock"
+                                else f"{k} RAP kube-proxies, per-node monitor")
                 self.stop_proxies()
-                result["monitors"]["node"] = per_node(w, baseline, self, self.proxy_names())
+                result["monitors"][monitor] = per_node(w, baseline, self, self.proxy_names())
             else:
                 self.start_aggregator()
                 time.sleep(o.warmup_s)

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 LIMITS = {"spread": 0.20, "requests_per_s": 1.0, "cpu_pct": 2.0, "rss_mb": 150.0}
+LABELS = {"stock": "stock kube-proxy (no RAP)"}
 
 
 def _kb(b: float) -> str:
@@ -29,7 +30,7 @@ def table(doc: dict) -> str:
     for size in doc["sizes"]:
         for monitor, r in size["monitors"].items():
             m = r["apiserver_metrics"]
-            rows.append(f"| {size['simulated_nodes']:,} ({size['simulated_pods']:,}) | {monitor} | "
+            rows.append(f"| {size['simulated_nodes']:,} ({size['simulated_pods']:,}) | {LABELS.get(monitor, monitor)} | "
                         f"{r['requests_per_s']:.3f} | {r['requests_per_period']:.2f} | "
                         f"{_kb(m['bytes_per_period'])} | {_kb(r['wire_bytes_per_period'])} | "
                         f"{r['cpu_pct_mean']:.2f}, {r['cpu_pct_max']:.2f} | {r['rss_mb_max']:.0f} |")

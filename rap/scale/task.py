@@ -29,12 +29,13 @@ def option_help() -> dict[str, str]:
         "part": f"what to run: {one_of(PARTS)} (sim: the simulator of RAP's decisions; kwok: the monitors' cost "
                 "on a KWOK-simulated cluster, needs root and one local cluster at a time)",
         "nodes": "simulated (KWOK) node counts of the cost measurement, comma-separated, ascending",
-        "monitor": "RAP monitors whose cost is measured, comma-separated: node, aggregator",
+        "monitor": "what runs on the real nodes of the cost measurement, comma-separated: stock (kube-proxy "
+                   "without RAP, the reference), node, aggregator",
         "sim_nodes": "nodes of the simulator's large scenario",
         "overloaded": "client nodes overloaded in the simulator's large scenario (fewer than --sim-nodes)",
         "seed": "seed of both parts (synthetic metrics, simulated arrivals)",
         "out": "results folder; the simulator writes <out>/sim, the measurement <out>/kwok; must be new or empty",
-    }, {"part": "both", "nodes": "100,300,1000 (--quick: 50)", "monitor": "both", "sim_nodes": "500 (--quick: 100)",
+    }, {"part": "both", "nodes": "100,300,1000 (--quick: 50)", "monitor": "stock,node,aggregator", "sim_nodes": "500 (--quick: 100)",
         "overloaded": "50 (--quick: 10)", "seed": 1, "out": "results/scale-<timestamp>/"})
 
 

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from rap.scale import fakecluster, options, procstat, report, synthetic
+from rap.scale import fakecluster, procstat, report, synthetic
 from rap.scale.forwarder import CountingForwarder
 from rap.scale.options import ScaleOptionError, parse_options
 from rap.scale.synthmetrics import split_seed
@@ -45,13 +45,11 @@ def test_out_must_be_new_or_empty(tmp_path):
     assert parse_options(monitor="node", out=str(tmp_path / "new")).out_dir() == tmp_path / "new"
 
 
-def test_aggregator_is_refused_while_this_checkout_lacks_it(monkeypatch):
-    monkeypatch.setattr(options, "aggregator_missing", lambda: "rap.aggregator is not in this checkout yet")
-    with pytest.raises(ScaleOptionError, match="^--monitor aggregator: rap.aggregator is not"):
-        parse_options(monitor="node,aggregator")
-    assert parse_options().monitors == ("node",)
-    monkeypatch.setattr(options, "aggregator_missing", lambda: None)
-    assert parse_options().monitors == ("node", "aggregator")
+def test_every_monitor_by_default_the_stock_reference_first():
+    assert parse_options().monitors == ("stock", "node", "aggregator")
+    assert parse_options(monitor="aggregator,node,aggregator").monitors == ("aggregator", "node")
+    with pytest.raises(ScaleOptionError, match="^--monitor: 'none' is not a monitor"):
+        parse_options(monitor="none")
 
 
 # -- synthetic metrics -------------------------------------------------------------------------
