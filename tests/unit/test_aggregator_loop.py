@@ -158,6 +158,23 @@ def test_a_failed_write_fails_the_round_and_is_retried_next_round():
     assert agg.step().created == 1 and len(kube.renewals) == 1
 
 
+def test_writes_go_out_side_by_side():
+    # Every write of a round waits at one barrier for all the others: written one at a time, the
+    # first would time out there and the round would fail (a 1,000-node round took six periods so).
+    from rap.aggregator import loop
+
+    count = loop.WRITERS
+    names = [f"node-{i}" for i in range(1, count + 1)]
+    kube = FakeKube([node(n, f"10.213.0.{i}", "1", "2Gi") for i, n in enumerate(names, 1)], [],
+                    {"items": []}, {"items": [node_item(n, "100m", "512Mi") for n in names]})
+    barrier = threading.Barrier(count, timeout=5)
+    write = kube._write
+    kube._write = lambda verb, record: (barrier.wait(), write(verb, record))
+    result = Aggregator(kube, SETTINGS).step()
+    assert result is not None and result.created == count and sorted(kube.store) == sorted(
+        publish.configmap_name(n) for n in names)
+
+
 def test_no_round_before_what_is_published_was_listed():
     kube = two_nodes()
     kube.fail["published"] = client.ApiException(status=500, reason="Internal Server Error")
