@@ -190,7 +190,8 @@ def proxy_argv(c: cfg.ClusterConfig, st: state.ClusterState, i: int, binary: Pat
     if kind.name == "python":
         return [sys.executable, "-m", "rap.pyproxy", "--kubeconfig", kubeconfig, "--node", node,
                 "--bind-address", cfg.node_ip(i), "--policy", c.python_policy,
-                "--rap-period-s", str(c.rap_period_s), "--rtt-port", str(RTT_PORT), "--monitor", c.rap_monitor]
+                "--rap-period-s", str(c.rap_period_s), "--rtt-port", str(RTT_PORT), "--monitor", c.rap_monitor,
+                *(["--rap-mode", c.python_mode] if c.python_mode else [])]
     if kind.balance is not None:
         return [sys.executable, "-m", kind.module, "--kubeconfig", kubeconfig, "--node", node,
                 "--cluster-ip", st.cluster_ip, "--port", str(objects.SERVICE_PORT), "--balance", kind.balance,
@@ -373,16 +374,17 @@ def current(runtime: Path | None = None) -> state.ClusterState:
 
 
 def switch_proxy(kind: str, policy: str = "rap", runtime: Path | None = None,
-                 monitor: str | None = None) -> state.ClusterState:
+                 monitor: str | None = None, python_mode: str | None = None) -> state.ClusterState:
     """Replace the proxy on every node (e.g. stock -> rap) without rebuilding the cluster.
 
     The benchmark interleaves policies on one cluster shape this way, so every
     policy sees the same pods, addresses and delays. ``monitor`` (None: keep the
-    cluster's) switches RAP's monitor too, starting or stopping rap.aggregator.
+    cluster's) switches RAP's monitor too, starting or stopping rap.aggregator;
+    ``python_mode`` is the Python proxy's RAP mode (None: the table's default).
     """
     runtime, st, c = _live(runtime)
     new = cfg.ClusterConfig(**{**asdict(c), "proxy": kind, "python_policy": policy,
-                               "rap_monitor": monitor or c.rap_monitor})
+                               "rap_monitor": monitor or c.rap_monitor, "python_mode": python_mode})
     binary = preflight(new).get("kube-proxy")
     old, names = st.proxy, [f"proxy-{i}" for i in c.node_indexes()]
     # Side by side keeps the benchmark's dozens of switches short: one SIGTERM to
@@ -402,7 +404,7 @@ def switch_proxy(kind: str, policy: str = "rap", runtime: Path | None = None,
         objects.set_traffic_policy(api, wanted)
     with state.change(runtime) as st:
         st.proxy = kind
-        st.config.update(proxy=kind, python_policy=policy, rap_monitor=new.rap_monitor)
+        st.config.update(proxy=kind, python_policy=policy, rap_monitor=new.rap_monitor, python_mode=python_mode)
     _match_aggregator(runtime, new)
     for i in c.node_indexes():
         start_proxy(runtime, new, st, i, binary)

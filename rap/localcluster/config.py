@@ -79,6 +79,9 @@ class ClusterConfig:
     nodes: int = 3
     proxy: str = "rap"
     python_policy: str = "rap"  # with proxy "python": one of rap.policies.POLICY_NAMES
+    # With proxy "python" and policy rap: RAP's mode (the config table's "mode"); None: the table's
+    # default (adaptive). "classic" decides as the kube-proxy kind "rap" does.
+    python_mode: str | None = None
     # pods per node, by node index; nodes not named get `default_pods`.
     pods: dict[int, int] = field(default_factory=dict)
     default_pods: int = 2
@@ -128,6 +131,11 @@ class ClusterConfig:
             FIELDS["period_s"].check(self.rap_period_s)
         except ConfigError as exc:
             raise ClusterConfigError(f"--period: {exc.reason}") from None
+        try:
+            if self.python_mode is not None:  # a test's or the bench's value: no option of local-up sets it
+                FIELDS["mode"].check(self.python_mode)
+        except ConfigError as exc:
+            raise ClusterConfigError(f"python_mode: {exc.reason}") from None
         try:
             FIELDS["monitor"].check(self.rap_monitor)
         except ConfigError as exc:

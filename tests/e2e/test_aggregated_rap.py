@@ -110,7 +110,8 @@ def test_rap_falls_back_to_round_robin_when_the_aggregator_is_gone_and_recovers(
 
 def test_the_python_reference_proxy_reads_the_aggregator_the_same_way(agg_cluster):
     runtime, st = agg_cluster
-    st = cluster.switch_proxy("python", "rap", runtime, monitor="aggregator")
+    # classic, as the kube-proxy kind "rap" above (the Python proxy's default is the table's, adaptive)
+    st = cluster.switch_proxy("python", "rap", runtime, monitor="aggregator", python_mode="classic")
     assert aggregator.running(runtime)
     got = scenario(st)
     assert _shares(got["light"])["node-1"] == 1.0, got

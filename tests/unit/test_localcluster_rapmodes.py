@@ -98,3 +98,11 @@ def test_switching_between_the_rap_kinds_cleans_with_the_rap_build(monkeypatch):
     monkeypatch.setattr(cluster, "_sweep_kube_chains", lambda family, netns: None)
     cluster.cleanup_proxy("rap-adaptive", 1)
     assert calls == [["/out/kube-proxy-rap", "--cleanup"]]
+
+
+def test_the_python_proxy_runs_the_mode_asked_for():
+    argv = cluster.proxy_argv(ClusterConfig(proxy="python", python_mode="classic"), ST, 1, None, Path("/run/rt"))
+    assert argv[argv.index("--rap-mode") + 1] == "classic"
+    assert "--rap-mode" not in cluster.proxy_argv(ClusterConfig(proxy="python"), ST, 1, None, Path("/run/rt"))
+    with pytest.raises(ClusterConfigError, match="python_mode"):
+        ClusterConfig(python_mode="greedy")
