@@ -35,13 +35,13 @@ from rap.localcluster import objects
 from rap.localcluster.sh import quiet, run
 from rap.quantity import memory_quantity, milli_quantity
 from rap.scale import synthetic
+from rap.scale.options import MAX_NODES
 
 NODE_NET = ipaddress.ip_network("10.216.0.0/16")
 POD_NET = ipaddress.ip_network("10.217.0.0/16")
 NAMESPACE = "default"
 LABEL = "rap.scale/simulated"
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
-MAX_NODES = 5000
 SERVICE_PREFIX = "sim-"
 
 

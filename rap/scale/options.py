@@ -15,8 +15,11 @@ from rap.config import FIELDS, ConfigError
 from rap.errors import OptionError
 from rap.localcluster.config import MAX_NODES as MAX_RAP_NODES
 from rap.options import count, new_or_empty_folder, number, one_of, with_defaults
-from rap.scale.fakecluster import MAX_NODES
 
+# Simulated nodes at most (their names have four digits; rap.scale.fakecluster numbers them 1..MAX_NODES).
+# Stated here, not there, so that this module imports nothing heavy: tasks.py builds `invoke scale`'s help
+# from it when `invoke --list` runs.
+MAX_NODES = 5000
 # "stock" is no RAP monitor: kube-proxy v1.21.14 itself, the reference a RAP process's CPU and memory
 # are read against (kube-proxy watches, and costs a node little while nothing changes).
 MONITORS = ("stock", "node", "aggregator")
