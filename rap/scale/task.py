@@ -23,20 +23,29 @@ class ScaleTaskError(OptionError):
     """A bad option of `invoke scale`; the message names it and the fix."""
 
 
+# The simulator's large scenario (rap.sim.scenarios' LargeShape and QUICK_LARGE), written out because that
+# module imports numpy and SimPy, too heavy for `invoke --list`; a unit test holds the two together.
+SIM_DEFAULTS = {"sim_nodes": (500, 100), "overloaded": (50, 10)}  # (full, --quick)
+
+
 def option_help() -> dict[str, str]:
+    from rap.scale.options import MONITORS, QUICK, ScaleOptions
+
+    full, quick = ",".join(map(str, ScaleOptions().nodes)), ",".join(map(str, QUICK["nodes"]))
+    sim = {k: f"{a} (--quick: {b})" for k, (a, b) in SIM_DEFAULTS.items()}
     return with_defaults({
         "quick": "the short form for CI: the simulator's --quick and the KWOK measurement's --quick",
         "part": f"what to run: {one_of(PARTS)} (sim: the simulator of RAP's decisions; kwok: the monitors' cost "
                 "on a KWOK-simulated cluster, needs root and one local cluster at a time)",
         "nodes": "simulated (KWOK) node counts of the cost measurement, comma-separated, ascending",
-        "monitor": "what runs on the real nodes of the cost measurement, comma-separated: stock (kube-proxy "
-                   "without RAP, the reference), node, aggregator",
+        "monitor": f"what runs on the real nodes of the cost measurement, comma-separated: {one_of(MONITORS)} "
+                   "(stock: kube-proxy without RAP, the reference)",
         "sim_nodes": "nodes of the simulator's large scenario",
         "overloaded": "client nodes overloaded in the simulator's large scenario (fewer than --sim-nodes)",
         "seed": "seed of both parts (synthetic metrics, simulated arrivals)",
         "out": "results folder; the simulator writes <out>/sim, the measurement <out>/kwok; must be new or empty",
-    }, {"part": "both", "nodes": "100,300,1000 (--quick: 50)", "monitor": "stock,node,aggregator", "sim_nodes": "500 (--quick: 100)",
-        "overloaded": "50 (--quick: 10)", "seed": 1, "out": "results/scale-<timestamp>/"})
+    }, {"part": PARTS[0], "nodes": f"{full} (--quick: {quick})", "monitor": ",".join(MONITORS), **sim,
+        "seed": 1, "out": "results/scale-<timestamp>/"})
 
 
 def parse(*, quick=False, part=None, nodes=None, monitor=None, sim_nodes=None, overloaded=None, seed=None,

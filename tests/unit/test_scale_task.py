@@ -42,3 +42,16 @@ def test_a_folder_with_results_is_refused(tmp_path):
     (tmp_path / "old.txt").write_text("x")
     with pytest.raises(task.ScaleTaskError, match="--out"):
         task.parse(out=str(tmp_path))
+
+
+def test_the_help_states_the_defaults_the_parts_use(tmp_path):
+    from rap.sim.scenarios import QUICK_LARGE, LargeShape
+
+    full, quick = LargeShape(), QUICK_LARGE
+    assert task.SIM_DEFAULTS == {"sim_nodes": (full.nodes, quick.nodes), "overloaded": (full.overloaded,
+                                                                                        quick.overloaded)}
+    _, sim, kwok, _ = task.parse(out=str(tmp_path / "d"))
+    h = task.option_help()
+    assert f"(default {','.join(map(str, kwok.nodes))} (--quick: 50))" in h["nodes"]
+    assert f"(default {','.join(kwok.monitors)})" in h["monitor"]
+    assert f"(default {sim.large.nodes} (--quick: {quick.nodes}))" in h["sim_nodes"]
