@@ -35,7 +35,6 @@ from pathlib import Path
 
 import yaml
 
-from rap.config import FIELDS
 from rap.errors import UserError
 from rap.localcluster import cluster, credentials, objects, pki, procs, state, workload
 from rap.localcluster import config as cfg
@@ -191,12 +190,11 @@ class Harness:
     def start_proxies(self, monitor: str) -> None:
         """kube-proxy on every real node: RAP's with ``monitor``, or the stock one (``stock``)."""
         stock = monitor == "stock"
-        c, binary = (replace(self.c, proxy="stock"), self.stock_binary) if stock else (self.c, self.binary)
+        c, binary = ((replace(self.c, proxy="stock"), self.stock_binary) if stock
+                     else (replace(self.c, rap_monitor=monitor), self.binary))
         for i in self.c.node_indexes():
-            node = cfg.node_name(i)
-            env = {} if stock else {**cluster.proxy_env(self.c, self.st, i), "RAP_KUBECONFIG": self.kubeconfigs[node]}
-            if not stock and "monitor" in FIELDS:
-                env[FIELDS["monitor"].env] = monitor
+            node = cfg.node_name(i)  # RAP_KUBECONFIG: the monitor's connection, through its counting forwarder
+            env = {} if stock else {**cluster.proxy_env(c, self.st, i), "RAP_KUBECONFIG": self.kubeconfigs[node]}
             pid = procs.start(self.runtime, f"proxy-{i}", cluster.proxy_argv(c, self.st, i, binary, self.runtime),
                               netns=cfg.node_netns(i), env=env)
             cluster.join_node_cgroup(i, pid)
