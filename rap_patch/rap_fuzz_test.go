@@ -120,6 +120,7 @@ func FuzzRAPEndpoints(f *testing.F) {
 	f.Add([]byte(`{"metadata":{"name":"web","namespace":"default"},"subsets":[]}`))
 	// Found by the fuzzer: an "IP" no API server admits.
 	f.Add([]byte(`{"metadata":{"name":"web","namespace":"default"},"subsets":[{"addresses":[{"ip":"]"}],"ports":[{"port":1}]}]}`))
+	f.Add([]byte(`{"metadata":{"name":"web","namespace":"default"},"subsets":[{"addresses":[{"ip":"::0"}],"ports":[{"port":70000}]}]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var eps v1.Endpoints
 		if json.Unmarshal(body, &eps) != nil {
@@ -144,7 +145,8 @@ func FuzzRAPEndpoints(f *testing.F) {
 				if err != nil || host != ep.ip {
 					t.Fatalf("%+v: address does not split back into its IP (%q, %v)", ep, host, err)
 				}
-				if n, err := strconv.Atoi(p); err != nil || n <= 0 || n > 65535 {
+				// kube-apiserver admits only ports 1..65535 too; kube-proxy's map copies any other.
+				if n, err := strconv.Atoi(p); err != nil || (rapFuzzPortsAdmitted(&eps) && (n <= 0 || n > 65535)) {
 					t.Fatalf("%+v: port %q", ep, p)
 				}
 			}
@@ -156,6 +158,18 @@ func FuzzRAPEndpoints(f *testing.F) {
 		}
 		rapFuzzBalance(t, &eps, want)
 	})
+}
+
+// rapFuzzPortsAdmitted: every port of eps is one kube-apiserver admits (1..65535).
+func rapFuzzPortsAdmitted(eps *v1.Endpoints) bool {
+	for _, ss := range eps.Subsets {
+		for _, p := range ss.Ports {
+			if p.Port <= 0 || p.Port > 65535 {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // rapFuzzBalance drives the balancer with eps: each port answers one of its
