@@ -157,6 +157,7 @@ def _command_cases() -> list[Case]:
         _cli("deploy", "--image", "a:b", "--rtt-port", "70000", names="--rtt-port"),
         _cli("deploy", "--image", "a:b", "--monitor", "central", names="--monitor"),
         _cli("deploy", "--image", "a:b", "--rtt-probes", "0", names="--rtt-probes"),
+        _cli("deploy", "--image", "a:b", "--view-nodes", "-1", names="--view-nodes"),
         _cli("deploy", "--image", "a:b", "--monitor", "aggregator", names="--aggregator-image"),
         _cli("deploy", "--image", "a:b", "--aggregator-image", "rap/aggregator:v1", names="--aggregator-image"),
         _cli("deploy", "--image", "a:b", "--monitor", "aggregator", "--aggregator-image", "aggregator",
@@ -204,6 +205,7 @@ def _vector_cases() -> list[Case]:
         _field(("metrics", "pods", "10.0.1.1", "mem"), float("nan"), '$.metrics.pods["10.0.1.1"].mem'),
         _field(("metrics", "nodes", "node-a", "at"), -1, '$.metrics.nodes["node-a"].at'),
         _field(("metrics", "rtt_ms", "node-b"), {"ms": -1, "at": 0}, '$.metrics.rtt_ms["node-b"].ms'),
+        _field(("metrics", "watched"), ["node-b", "node-b"], "$.metrics.watched"),
         _field(("steps", 0, "request"), "now", "$.steps[0].request"),
         _field(("steps", 0, "request", "client"), "somewhere", "$.steps[0].request.client"),
         _field(("steps", 0, "request", "at"), -1, "$.steps[0].request.at"),
@@ -232,6 +234,7 @@ def _vector_cases() -> list[Case]:
         _published(("published", "lease"), DELETE, "lease"),
         _published(("published", "lease", "metrics_timestamp"), 1800000000, "$.published.lease.metrics_timestamp"),
         _published(("published", "rtt_ms"), {"node-b": {"ms": -1, "at": 0}}, '$.published.rtt_ms["node-b"].ms'),
+        _published(("published", "view_nodes"), -1, "$.published.view_nodes"),
         _published(("steps", 0), {"set_published": {"configmaps": {}}}, "$.steps[0].set_published"),
     ]
 

@@ -44,6 +44,9 @@ class Snapshot:
     # Set by swapped_in_over; a snapshot nobody swapped in has nothing hot.
     hot_pods: frozenset[str] = frozenset()  # pod IPs
     hot_nodes: frozenset[str] = frozenset()  # node names
+    # The nodes whose samples the monitor reads (a bounded view: docs/algorithm.md "Watched nodes");
+    # None: every node's. The local node is always watched.
+    watched: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pods", _frozen(self.pods))
@@ -51,6 +54,13 @@ class Snapshot:
         object.__setattr__(self, "rtt", _frozen(self.rtt))
         object.__setattr__(self, "hot_pods", frozenset(self.hot_pods))
         object.__setattr__(self, "hot_nodes", frozenset(self.hot_nodes))
+        if self.watched is not None:
+            object.__setattr__(self, "watched", frozenset(self.watched))
+
+    def unwatched(self, node: str, local: str) -> bool:
+        """Whether an endpoint on ``node`` lies outside the monitor's view: its lack of samples says
+        nothing about its load, so the decision treats it as overloaded (a last resort)."""
+        return self.watched is not None and not (node and (node == local or node in self.watched))
 
     def swapped_in_over(
         self, previous: "Snapshot", *, cpu_threshold: float, mem_threshold: float, hysteresis: float
@@ -80,6 +90,7 @@ class Snapshot:
             pods={ip: Usage(**u) for ip, u in data.get("pods", {}).items()},
             nodes={n: Usage(**u) for n, u in data.get("nodes", {}).items()},
             rtt={n: Rtt(**r) for n, r in data.get("rtt_ms", {}).items()},
+            watched=data.get("watched"),
         )
 
 

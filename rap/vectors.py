@@ -30,7 +30,8 @@ import jsonschema
 from rap.config import ConfigError, RapConfig
 from rap.errors import OptionError
 from rap.policies import BalancerError, Endpoint, NoEndpointsError, Rap
-from rap.pyproxy.aggmonitor import METRICS_TIME, heartbeat_timestamp, published_samples, read_records
+from rap.pyproxy.aggmonitor import (METRICS_TIME, heartbeat_timestamp, in_view, published_samples, read_records,
+                                    watched_nodes)
 from rap.pyproxy.monitor import Stamps, parse_timestamp
 from rap.snapshot import Snapshot
 
@@ -281,15 +282,19 @@ class _Published:
         self.stale_after_s = stale_after_s
         self.stamps = Stamps()
 
-    def snapshot(self, published: dict[str, Any], now: float) -> Snapshot:
+    def snapshot(self, published: dict[str, Any], now: float, rap: Rap) -> Snapshot:
         records, _ = read_records(published["configmaps"].items())
+        # The view the proxy's list would select, drawn from the endpoints set by now; the records outside
+        # it are read anyway, as a stale list might hold them, and must be left out.
+        records, watched = in_view(records, watched_nodes(rap.local_node, rap.service_nodes(),
+                                                          published.get("view_nodes", 0)))
         lease = published["lease"]
         annotations = None if lease is None else (
             {METRICS_TIME: lease["metrics_timestamp"]} if "metrics_timestamp" in lease else {})
         pods, nodes, _ = published_samples(records, heartbeat_timestamp(annotations), self.stamps, now,
                                            self.wall_at_0 + now, self.stale_after_s)
         rtt = Snapshot.from_json({"rtt_ms": published.get("rtt_ms", {})}).rtt  # probed by the proxy, not published
-        return Snapshot(pods=pods, nodes=nodes, rtt=rtt)
+        return Snapshot(pods=pods, nodes=nodes, rtt=rtt, watched=watched)
 
 
 def run_vector(vector: Vector) -> list[Mismatch]:
@@ -304,7 +309,7 @@ def run_vector(vector: Vector) -> list[Mismatch]:
     published = _Published(data, config.stale_after_s)
     now = 0.0  # the previous request's time: when the monitor reads a set_published
     rap.update_snapshot(Snapshot.from_json(data["metrics"]) if "metrics" in data
-                        else published.snapshot(data["published"], now))
+                        else published.snapshot(data["published"], now, rap))
     mismatches: list[Mismatch] = []
     request_index = 0
     for step_index, step in enumerate(data["steps"]):
@@ -315,7 +320,7 @@ def run_vector(vector: Vector) -> list[Mismatch]:
         elif "set_metrics" in step:
             rap.update_snapshot(Snapshot.from_json(step["set_metrics"]))
         elif "set_published" in step:
-            rap.update_snapshot(published.snapshot(step["set_published"], now))
+            rap.update_snapshot(published.snapshot(step["set_published"], now, rap))
         elif "done" in step:
             done = step["done"]
             rap.release(service_key(done.get("port_name", DEFAULT_PORT_NAME)), _endpoint(done["endpoint"]))

@@ -143,7 +143,7 @@ func newLoadBalancer(rb *rapBalancer) *LoadBalancerRR {
 		rap:      rb,
 	}
 	if rb != nil {
-		rb.endpointNodes = lb.endpointNodes
+		rb.endpointNodes, rb.serviceNodes = lb.endpointNodes, lb.serviceNodes
 	}
 	return lb
 }
@@ -160,6 +160,18 @@ func (lb *LoadBalancerRR) endpointNodes() map[string]bool {
 				out[n] = true
 			}
 		}
+	}
+	return out
+}
+
+// serviceNodes: per Service port this proxy carries, the nodes hosting its
+// endpoints (read by the aggregated monitor once per period).
+func (lb *LoadBalancerRR) serviceNodes() [][]string {
+	lb.lock.RLock()
+	defer lb.lock.RUnlock()
+	out := make([][]string, 0, len(lb.services))
+	for _, state := range lb.services {
+		out = append(out, append([]string(nil), state.nodes...))
 	}
 	return out
 }

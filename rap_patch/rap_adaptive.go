@@ -197,6 +197,7 @@ func (rb *rapBalancer) termOf(view *rapView, snap *rapSnapshot, ip, node string,
 			}
 		}
 	}
+	hot = hot || snap.unwatched(node, rb.localNode)
 	if !(headroom > rapHeadroomFloor) {
 		headroom = rapHeadroomFloor
 	}

@@ -190,9 +190,13 @@ func parseRAPHeartbeat(l *coordv1.Lease) time.Time {
 // moved, a record not yet rewritten) and gets none, whatever the order the
 // records come in. The monitor's rebuild and the conformance vectors
 // (vectors_test.go) both build their samples here; the Python proxy's
-// published_samples is the same.
+// published_samples is the same. With a bounded view (watched not nil, from
+// rapWatchedNodes) only the records of watched nodes are read, and the
+// snapshot's watched nodes are those of them that had a readable record:
+// the decision treats an endpoint anywhere else as overloaded, since no
+// sample of it is no evidence that it is idle.
 func rapAggSnapshot(loads []rapAggNode, heartbeat time.Time, stamps rapStamps, now float64, wall time.Time,
-	staleAfterS float64) (*rapSnapshot, error) {
+	staleAfterS float64, watched map[string]bool) (*rapSnapshot, error) {
 	s := &rapSnapshot{pods: map[string]rapUsage{}, nodes: map[string]rapUsage{}}
 	if heartbeat.IsZero() {
 		return s, fmt.Errorf("no heartbeat (Lease %s/%s) from rap.aggregator", rapAggNamespace, rapAggLeaseName)
@@ -200,6 +204,17 @@ func rapAggSnapshot(loads []rapAggNode, heartbeat time.Time, stamps rapStamps, n
 	at := stamps.at("aggregator", heartbeat, now, wall)
 	if now-at > staleAfterS {
 		return s, fmt.Errorf("the aggregator's newest metrics are %.1f s old (stale after %g s)", now-at, staleAfterS)
+	}
+	if watched != nil {
+		s.watched = map[string]bool{}
+		var kept []rapAggNode
+		for _, rec := range loads {
+			if watched[rec.name] {
+				kept = append(kept, rec)
+				s.watched[rec.name] = true
+			}
+		}
+		loads = kept
 	}
 	listed := map[string]int{}
 	for _, rec := range loads {
@@ -231,13 +246,20 @@ type rapAggMonitor struct {
 	// endpointNodes: the nodes hosting endpoints of this proxy's Services,
 	// probed first; nil means none known.
 	endpointNodes func() map[string]bool
-	jitter        func(max time.Duration) time.Duration
+	// serviceNodes: per Service port, the nodes hosting its endpoints (the
+	// bounded view is drawn from them); nil means none known.
+	serviceNodes func() [][]string
+	viewNodes    int // RAP_VIEW_NODES: 0 watches every node's record
+	jitter       func(max time.Duration) time.Duration
 
 	mu        sync.Mutex // the informers' handlers against the builder
 	loads     map[string]rapAggNode
 	badObject map[string]string // object name -> resourceVersion already logged as bad
 	heartbeat time.Time
-	changed   chan struct{} // one pending rebuild at most
+	watched   map[string]bool    // the bounded view's nodes (nil: every node's record)
+	watchGen  int                // which records informer feeds m.loads; older ones' events are dropped
+	stopLoads context.CancelFunc // stops the records informer (nil before the first)
+	changed   chan struct{}      // one pending rebuild at most
 	// rebuildGap: how long changes gather before one rebuild (a quarter period).
 	rebuildGap time.Duration
 	rebuilds   int64 // atomic: how many rebuilds ran (tests read it)
@@ -248,13 +270,13 @@ type rapAggMonitor struct {
 	metricsOK *bool
 }
 
-func newRAPAggMonitor(rb *rapBalancer, client kubernetes.Interface, rttPort, probes int) *rapAggMonitor {
+func newRAPAggMonitor(rb *rapBalancer, client kubernetes.Interface, rttPort, probes, viewNodes int) *rapAggMonitor {
 	timeout := time.Duration(rb.cfg.periodS * float64(time.Second))
 	if timeout > 2*time.Second {
 		timeout = 2 * time.Second
 	}
 	return &rapAggMonitor{
-		rb: rb, client: client, rttPort: rttPort, probes: probes, timeout: timeout,
+		rb: rb, client: client, rttPort: rttPort, probes: probes, viewNodes: viewNodes, timeout: timeout,
 		dial: dialTCP, wall: time.Now,
 		jitter:     func(max time.Duration) time.Duration { return time.Duration(rand.Int63n(int64(max) + 1)) },
 		loads:      map[string]rapAggNode{},
@@ -268,23 +290,75 @@ func newRAPAggMonitor(rb *rapBalancer, client kubernetes.Interface, rttPort, pro
 // start registers the two informers (one list each, then watches) and runs
 // the monitor until ctx ends.
 func (m *rapAggMonitor) start(ctx context.Context) {
-	loads := informers.NewSharedInformerFactoryWithOptions(m.client, 0, informers.WithNamespace(rapAggNamespace),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = rapAggLoadLabel }))
 	lease := informers.NewSharedInformerFactoryWithOptions(m.client, 0, informers.WithNamespace(rapAggNamespace),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = "metadata.name=" + rapAggLeaseName }))
-	loads.Core().V1().ConfigMaps().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj interface{}) { m.onLoad(obj, false) },
-		UpdateFunc: func(_, obj interface{}) { m.onLoad(obj, false) },
-		DeleteFunc: func(obj interface{}) { m.onLoad(obj, true) },
-	})
 	lease.Coordination().V1().Leases().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj interface{}) { m.onLease(obj, false) },
 		UpdateFunc: func(_, obj interface{}) { m.onLease(obj, false) },
 		DeleteFunc: func(obj interface{}) { m.onLease(obj, true) },
 	})
-	loads.Start(ctx.Done())
+	m.watchLoads(ctx, m.wantWatched())
 	lease.Start(ctx.Done())
 	go m.run(ctx)
+}
+
+// wantWatched: the bounded view for the Service ports kube-proxy carries now.
+func (m *rapAggMonitor) wantWatched() map[string]bool {
+	var services [][]string
+	if m.serviceNodes != nil {
+		services = m.serviceNodes()
+	}
+	return rapWatchedNodes(m.rb.localNode, services, m.viewNodes)
+}
+
+// watchLoads (re)starts the records informer on the selector of watched: a
+// view changes only when endpoints do, and a new selector needs a new watch.
+// The old informer's last events may still arrive; its generation drops them.
+func (m *rapAggMonitor) watchLoads(ctx context.Context, watched map[string]bool) {
+	loadsCtx, stop := context.WithCancel(ctx)
+	selector := rapWatchSelector(watched)
+	m.mu.Lock()
+	if m.stopLoads != nil {
+		m.stopLoads()
+	}
+	m.stopLoads, m.watched = stop, watched
+	m.watchGen++
+	gen := m.watchGen
+	for name, rec := range m.loads {
+		if watched != nil && !watched[rec.name] {
+			delete(m.loads, name)
+		}
+	}
+	m.mu.Unlock()
+	loads := informers.NewSharedInformerFactoryWithOptions(m.client, 0, informers.WithNamespace(rapAggNamespace),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = selector }))
+	handle := func(obj interface{}, deleted bool) {
+		m.mu.Lock()
+		current := gen == m.watchGen
+		m.mu.Unlock()
+		if current {
+			m.onLoad(obj, deleted)
+		}
+	}
+	loads.Core().V1().ConfigMaps().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj interface{}) { handle(obj, false) },
+		UpdateFunc: func(_, obj interface{}) { handle(obj, false) },
+		DeleteFunc: func(obj interface{}) { handle(obj, true) },
+	})
+	loads.Start(loadsCtx.Done())
+	klog.V(2).InfoS("RAP: watching the aggregator's records", "selector", selector)
+	m.signal()
+}
+
+// rewatch moves the view when the Service ports' nodes moved it.
+func (m *rapAggMonitor) rewatch(ctx context.Context) {
+	want := m.wantWatched()
+	m.mu.Lock()
+	same := rapSameNodes(want, m.watched)
+	m.mu.Unlock()
+	if !same {
+		m.watchLoads(ctx, want)
+	}
 }
 
 func (m *rapAggMonitor) signal() {
@@ -366,7 +440,7 @@ func (m *rapAggMonitor) run(ctx context.Context) {
 			settled = nil
 			m.safely(func() { m.rebuild() })
 		case <-probeAt.C:
-			m.safely(func() { m.probeRound(ctx); m.rebuild() })
+			m.safely(func() { m.rewatch(ctx); m.probeRound(ctx); m.rebuild() })
 			probeAt.Reset(period)
 		}
 	}
@@ -389,13 +463,13 @@ func (m *rapAggMonitor) safely(f func()) {
 // published: the snapshot of what the informers hold (rapAggSnapshot), at now.
 func (m *rapAggMonitor) published(now float64) (*rapSnapshot, error) {
 	m.mu.Lock()
-	hb := m.heartbeat
+	hb, watched := m.heartbeat, m.watched
 	loads := make([]rapAggNode, 0, len(m.loads))
 	for _, rec := range m.loads {
 		loads = append(loads, rec)
 	}
 	m.mu.Unlock()
-	return rapAggSnapshot(loads, hb, m.stamps, now, m.wall(), m.rb.cfg.staleAfterS)
+	return rapAggSnapshot(loads, hb, m.stamps, now, m.wall(), m.rb.cfg.staleAfterS, watched)
 }
 
 // rebuild swaps in a snapshot of everything published, with the RTTs probed.

@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -34,6 +35,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 )
 
 func rapLoadMap(node, nodeJSON, podsJSON string) *v1.ConfigMap {
@@ -145,7 +147,7 @@ func TestRAPAggSnapshotDropsAPodListedTwice(t *testing.T) {
 		{name: "node-2", pods: map[string]rapAggUsage{"10.1.2.3": {0.9, 0.1}, "10.1.2.4": {0.2, 0.1}}},
 		{name: "node-3", node: &rapAggUsage{0.5, 0.5}, pods: map[string]rapAggUsage{"10.1.2.3": {0.1, 0.1}}},
 	}
-	s, err := rapAggSnapshot(loads, wall.Add(-time.Second), rapStamps{}, 100, wall, 3)
+	s, err := rapAggSnapshot(loads, wall.Add(-time.Second), rapStamps{}, 100, wall, 3, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +168,7 @@ func TestRAPAggMonitorAStoppedHeartbeatAheadOfTheClockStaysStale(t *testing.T) {
 	now := 100.0
 	rb := newRAPBalancer(rapTestConfig(), "node-1") // stale after 3 s
 	rb.clock = func() float64 { return now }
-	m := newRAPAggMonitor(rb, fake.NewSimpleClientset(), 10250, 2) // not started: this test is its informers
+	m := newRAPAggMonitor(rb, fake.NewSimpleClientset(), 10250, 2, 0) // not started: this test is its informers
 	m.wall = func() time.Time { return wall0.Add(time.Duration((now - 100) * float64(time.Second))) }
 	m.onLoad(rapLoadMap("node-2", `{"name":"node-2","ip":"10.0.0.2","cpu":0.5,"mem":0.25}`, `{"10.1.2.3":{"cpu":0.9,"mem":0.1}}`), false)
 	m.onLease(rapLease(wall0.Add(time.Minute)), false)
@@ -204,7 +206,7 @@ func rapAggUnderTest(t *testing.T, objs ...interface{}) (*rapAggMonitor, *fake.C
 	rb := newRAPBalancer(rapTestConfig(), "node-1")
 	now, wall := 100.0, time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
 	rb.clock = func() float64 { return now }
-	m := newRAPAggMonitor(rb, client, 10250, 2)
+	m := newRAPAggMonitor(rb, client, 10250, 2, 0)
 	m.wall = func() time.Time { return wall }
 	m.dial = func(ctx context.Context, addr string) error { return nil }
 	m.start(ctx)
@@ -330,7 +332,7 @@ func TestRAPAggMonitorIgnoresAnUnreadableRecordOnly(t *testing.T) {
 
 func TestRAPAggProbeTargetsAreBoundedAndPreferEndpointHosts(t *testing.T) {
 	rb := newRAPBalancer(rapTestConfig(), "node-1")
-	m := newRAPAggMonitor(rb, fake.NewSimpleClientset(), 10250, 2)
+	m := newRAPAggMonitor(rb, fake.NewSimpleClientset(), 10250, 2, 0)
 	for _, n := range []string{"node-1", "node-2", "node-3", "node-4", "node-5"} {
 		m.loads[rapAggLoadPrefix+n] = rapAggNode{name: n, ip: "10.0.0." + n[len(n)-1:]}
 	}
@@ -384,5 +386,101 @@ func TestRAPMonitorSettingsFromEnv(t *testing.T) {
 		if _, err := rapMonitorSettingsFromEnv(get(env)); err == nil {
 			t.Errorf("%v accepted", env)
 		}
+	}
+}
+
+func TestRAPWatchedNodesPicksTheSameNodesWhateverTheOrder(t *testing.T) {
+	services := [][]string{{"node-a", "node-b", "node-c", "node-d", "node-b", ""}}
+	got := rapWatchedNodes("node-a", services, 1)
+	// sha256("node-a\x00node-c") ranks highest of the three (the vector
+	// aggregated-bounded-view-reads-only-watched-records gives the figures).
+	if !rapSameNodes(got, map[string]bool{"node-a": true, "node-c": true}) {
+		t.Errorf("k=1: %v", got)
+	}
+	reversed := [][]string{{"node-d", "node-c", "node-b", "node-a"}}
+	if !rapSameNodes(rapWatchedNodes("node-a", reversed, 1), got) {
+		t.Error("the view depends on the endpoints' order")
+	}
+	if all := rapWatchedNodes("node-a", services, 5); len(all) != 4 {
+		t.Errorf("k above the node count: %v, want all 4", all)
+	}
+	if rapWatchedNodes("node-a", services, 0) != nil {
+		t.Error("k=0 must mean every node (nil)")
+	}
+	two := rapWatchedNodes("node-a", [][]string{{"node-b", "node-c"}, {"node-d", "node-e"}}, 1)
+	if len(two) != 3 {
+		t.Errorf("one node per Service port and local: %v", two)
+	}
+	sel := rapWatchSelector(map[string]bool{"node-b": true, "node-a": true, strings.Repeat("x", 64): true})
+	if sel != "rap.io/load=true,rap.io/node in (node-a,node-b)" {
+		t.Errorf("selector %q: a name too long for a label value must be left out, the rest sorted", sel)
+	}
+}
+
+// The bounded view end to end on a fake API server: the records informer
+// lists with the view's selector, the snapshot holds only the watched nodes'
+// samples (the fake's watch does not filter, so the reader's own filter is
+// tested too), and a change of endpoints moves the view.
+func TestRAPAggMonitorWatchesItsBoundedView(t *testing.T) {
+	wall := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	client := fake.NewSimpleClientset()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	for i, n := range []string{"node-a", "node-b", "node-c", "node-d"} {
+		cm := rapLoadMap(n, fmt.Sprintf(`{"name":%q,"ip":"10.0.0.%d"}`, n, i+1), fmt.Sprintf(`{"10.1.%d.1":{"cpu":0.1,"mem":0.1}}`, i+1))
+		cm.Labels[rapAggNodeLabel] = n
+		if _, err := client.CoreV1().ConfigMaps(rapAggNamespace).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := client.CoordinationV1().Leases(rapAggNamespace).Create(ctx, rapLease(wall.Add(-time.Second)), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rb := newRAPBalancer(rapTestConfig(), "node-a")
+	rb.clock = func() float64 { return 100 }
+	m := newRAPAggMonitor(rb, client, 10250, 2, 1)
+	m.wall = func() time.Time { return wall }
+	m.dial = func(ctx context.Context, addr string) error { return nil }
+	var mu sync.Mutex
+	services := [][]string{{"node-a", "node-b", "node-c", "node-d"}}
+	m.serviceNodes = func() [][]string { mu.Lock(); defer mu.Unlock(); return services }
+	m.start(ctx)
+	pods := func() string {
+		var ips []string
+		for ip := range rb.snapshot().pods {
+			ips = append(ips, ip)
+		}
+		sort.Strings(ips)
+		return strings.Join(ips, ",")
+	}
+	rapEventually(t, "node-a's and node-c's samples only", func() bool { return pods() == "10.1.1.1,10.1.3.1" })
+	if s := rb.snapshot(); !rapSameNodes(s.watched, map[string]bool{"node-a": true, "node-c": true}) {
+		t.Errorf("snapshot's watched nodes %v", s.watched)
+	}
+	listed := func(selector string) bool {
+		for _, a := range client.Actions() {
+			if l, ok := a.(k8stesting.ListAction); ok && a.GetResource().Resource == "configmaps" &&
+				l.GetListRestrictions().Labels.String() == selector {
+				return true
+			}
+		}
+		return false
+	}
+	if !listed("rap.io/load=true,rap.io/node in (node-a,node-c)") {
+		t.Error("the records were not listed with the bounded view's selector")
+	}
+
+	mu.Lock()
+	services = [][]string{{"node-a", "node-b", "node-d"}}
+	mu.Unlock()
+	m.rewatch(ctx)
+	rapEventually(t, "the view moved to node-d", func() bool { return pods() == "10.1.1.1,10.1.4.1" })
+	if !listed("rap.io/load=true,rap.io/node in (node-a,node-d)") {
+		t.Error("the moved view was not listed with its own selector")
+	}
+	before := len(client.Actions())
+	m.rewatch(ctx)
+	if len(client.Actions()) != before {
+		t.Error("an unchanged view restarted its watch")
 	}
 }

@@ -43,6 +43,7 @@ limitations under the License.
 //	RAP_MONITOR         node (default: this process lists the cluster) or
 //	                    aggregator (it watches rap.aggregator's objects)
 //	RAP_RTT_PROBES      aggregator monitor: nodes dialled per period, [1, 1000] (16)
+//	RAP_VIEW_NODES      aggregator monitor: per Service port, other nodes' records watched, [0, 1000] (16; 0 all)
 //
 // A bad value does NOT stop kube-proxy: kube-proxy carries every Service of
 // the node, and a crash loop over a tuning knob would take the node's Service
@@ -50,8 +51,9 @@ limitations under the License.
 // and the allowed range, repeated every 10 minutes so it is not missed) and
 // RAP is disabled: the balancer is exactly kube-proxy's round robin. RAP never
 // does worse than stock, and never runs with settings nobody asked for. A bad
-// RAP_RTT_PORT, RAP_MONITOR or RAP_RTT_PROBES only keeps the monitor from starting (it is read when the
-// monitor starts), which again leaves plain round robin.
+// RAP_RTT_PORT, RAP_MONITOR, RAP_RTT_PROBES or RAP_VIEW_NODES only keeps the
+// monitor from starting (it is read when the monitor starts), which again
+// leaves plain round robin.
 
 package userspace
 
@@ -103,6 +105,9 @@ const (
 	defaultRTTProbes = 16
 	maxRTTProbes     = 1000
 	rttProbesEnv     = "RAP_RTT_PROBES"
+	defaultViewNodes = 16
+	maxViewNodes     = 1000
+	viewNodesEnv     = "RAP_VIEW_NODES"
 )
 
 // rapMonitors in the table's order.
@@ -273,10 +278,11 @@ type rapMonitorSettings struct {
 	kind      string // rapMonitorNode or rapMonitorAggregator
 	rttPort   int
 	rttProbes int
+	viewNodes int // per Service, the other nodes whose records are watched; 0: every node's
 }
 
 func defaultRAPMonitorSettings() rapMonitorSettings {
-	return rapMonitorSettings{kind: defaultMonitor, rttPort: defaultRTTPort, rttProbes: defaultRTTProbes}
+	return rapMonitorSettings{kind: defaultMonitor, rttPort: defaultRTTPort, rttProbes: defaultRTTProbes, viewNodes: defaultViewNodes}
 }
 
 // rapMonitorSettingsFromEnv reads the monitor's settings; a bad one keeps the
@@ -304,6 +310,13 @@ func rapMonitorSettingsFromEnv(getenv func(string) string) (rapMonitorSettings, 
 			return out, fmt.Errorf("%s: must be a whole number of nodes in [1, %d], got %q", rttProbesEnv, maxRTTProbes, raw)
 		}
 		out.rttProbes = n
+	}
+	if raw := strings.TrimSpace(getenv(viewNodesEnv)); raw != "" {
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 0 || n > maxViewNodes {
+			return out, fmt.Errorf("%s: must be a whole number of nodes in [0, %d] (0: watch every node's record), got %q", viewNodesEnv, maxViewNodes, raw)
+		}
+		out.viewNodes = n
 	}
 	return out, nil
 }

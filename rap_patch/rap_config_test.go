@@ -140,6 +140,7 @@ func rapGoFields(cfg rapConfig, ms rapMonitorSettings) map[string]rapGoField {
 		"rtt_port":   {env: rttPortEnv, value: float64(ms.rttPort)},
 		"monitor":    {env: monitorEnv, str: ms.kind, choices: rapMonitors},
 		"rtt_probes": {env: rttProbesEnv, value: float64(ms.rttProbes)},
+		"view_nodes": {env: viewNodesEnv, value: float64(ms.viewNodes)},
 	}
 	for _, s := range cfg.settings() {
 		if s.isChoice() {

@@ -161,7 +161,7 @@ func (state *balancerState) cursorFor(node string) *int {
 // node, in list order; order lists the nodes by their first free endpoint.
 // anyData says whether any usable endpoint had a fresh pod or node input
 // (step 1). allUsable is rapBook.usable's all.
-func freeByNode(state *balancerState, view *rapView, allUsable bool) (free map[string][]string, order []string, anyData bool) {
+func freeByNode(state *balancerState, view *rapView, allUsable bool, local string) (free map[string][]string, order []string, anyData bool) {
 	free = map[string][]string{}
 	for i, addr := range state.endpoints {
 		if !state.book.inU(i, view.now, allUsable) {
@@ -170,7 +170,7 @@ func freeByNode(state *balancerState, view *rapView, allUsable bool) (free map[s
 		pu, pok := view.pod(state.ips[i])
 		_, nok := view.node(state.nodes[i])
 		anyData = anyData || pok || nok
-		if !view.overloaded(pu, pok) {
+		if !view.overloaded(pu, pok) && !view.snap.unwatched(state.nodes[i], local) {
 			n := state.nodes[i]
 			if _, seen := free[n]; !seen {
 				order = append(order, n)
@@ -186,7 +186,7 @@ func freeByNode(state *balancerState, view *rapView, allUsable bool) (free map[s
 func (rb *rapBalancer) decide(state *balancerState, snap *rapSnapshot, now float64) {
 	allUsable, usableUntil := state.book.usable(now)
 	view := newRAPView(&rb.cfg, snap, now, usableUntil)
-	free, order, anyData := freeByNode(state, &view, allUsable)
+	free, order, anyData := freeByNode(state, &view, allUsable, rb.localNode)
 	set := func(roundRobin bool, group, reason string) {
 		state.plan = rapPlan{
 			valid: true, generation: state.generation, snap: snap, computedAt: now,

@@ -48,6 +48,18 @@ type rapSnapshot struct {
 	// "Hysteresis"), set by setSnapshot from the previous snapshot's; only
 	// hot items are listed. Whoever builds a snapshot leaves them nil.
 	podHot, nodeHot map[string]bool
+
+	// watched: the nodes whose samples the monitor reads (a bounded view,
+	// docs/algorithm.md "Watched nodes"); nil means every node's. The local
+	// node is always watched.
+	watched map[string]bool
+}
+
+// unwatched: an endpoint on node lies outside the monitor's view, so its lack
+// of samples says nothing about its load and the decision treats it as
+// overloaded (a last resort), as the Python reference's Snapshot.unwatched.
+func (s *rapSnapshot) unwatched(node, local string) bool {
+	return s.watched != nil && !(node != "" && (node == local || s.watched[node]))
 }
 
 var emptyRAPSnapshot = &rapSnapshot{}
@@ -61,6 +73,10 @@ type rapBalancer struct {
 	// endpointNodes: the nodes hosting this proxy's endpoints (set by
 	// newLoadBalancer); the aggregated monitor probes them first.
 	endpointNodes func() map[string]bool
+	// serviceNodes: per Service port, the nodes hosting its endpoints (set
+	// by newLoadBalancer); the aggregated monitor's bounded view is drawn
+	// from them.
+	serviceNodes func() [][]string
 }
 
 func newRAPBalancer(cfg rapConfig, localNode string) *rapBalancer {

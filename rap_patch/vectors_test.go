@@ -70,6 +70,8 @@ type vecMetrics struct {
 	Pods  map[string]vecUsage `json:"pods"`
 	Nodes map[string]vecUsage `json:"nodes"`
 	RTT   map[string]vecRTT   `json:"rtt_ms"`
+	// Watched: the monitor's bounded view (nil: every node).
+	Watched []string `json:"watched"`
 }
 
 // vecPublished: rap.aggregator's objects, each ConfigMap's data by name, and
@@ -80,6 +82,8 @@ type vecPublished struct {
 		MetricsTimestamp *string `json:"metrics_timestamp"`
 	} `json:"lease"`
 	RTT map[string]vecRTT `json:"rtt_ms"`
+	// ViewNodes: the proxy's RAP_VIEW_NODES (0: every node's record is read).
+	ViewNodes int `json:"view_nodes"`
 }
 
 type vecRequest struct {
@@ -228,6 +232,12 @@ func vecSnapshot(m vecMetrics) *rapSnapshot {
 		s.nodes[n] = rapUsage{cpu: u.CPU, mem: u.Mem, at: u.At}
 	}
 	s.rtt = vecRTTs(m.RTT)
+	if m.Watched != nil {
+		s.watched = map[string]bool{}
+		for _, n := range m.Watched {
+			s.watched[n] = true
+		}
+	}
 	return s
 }
 
@@ -260,7 +270,8 @@ type vecReplay struct {
 // itself; nothing publishes them).
 func (r *vecReplay) publish(p *vecPublished) {
 	if r.agg == nil {
-		r.agg = newRAPAggMonitor(r.rb, nil, 0, 1)
+		r.agg = newRAPAggMonitor(r.rb, nil, 0, 1, 0)
+		r.agg.serviceNodes = r.lb.serviceNodes
 		r.agg.wall = func() time.Time { return r.wall0.Add(time.Duration(r.now * float64(time.Second))) }
 		r.aggMaps = map[string]bool{}
 	}
@@ -288,6 +299,11 @@ func (r *vecReplay) publish(p *vecPublished) {
 		}
 		r.agg.onLease(lease, false)
 	}
+	// The view the monitor's informer would watch, drawn from the endpoints
+	// the vector has set by now; the records outside it are handed over
+	// anyway, as a stale informer might, and must be left out.
+	r.agg.viewNodes = p.ViewNodes
+	r.agg.watched = r.agg.wantWatched()
 	s, _ := r.agg.published(r.now)
 	s.rtt = vecRTTs(p.RTT)
 	r.rb.setSnapshot(s)

@@ -232,7 +232,10 @@ class Kube:
                 continue
             node = name[len(publish.PREFIX):]
             record = publish.read(cm.get("data"))
-            out[node] = record if record is not None and record.name == node else None
+            # A record without the labels this aggregator gives (one written before the bounded view) is
+            # rewritten, or no bounded view would ever select it.
+            labelled = ((cm.get("metadata") or {}).get("labels") or {}) == publish.labels(node)
+            out[node] = record if record is not None and record.name == node and labelled else None
         return out
 
     def create(self, record: NodeRecord) -> None:

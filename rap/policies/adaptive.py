@@ -71,7 +71,8 @@ def terms(local: str, config: RapConfig, snap: Snapshot, endpoints: list[Endpoin
     rows = []
     for i, (pod, node) in zip(usable, samples):
         ep = endpoints[i]
-        hot = (pod is not None and ep.ip in snap.hot_pods) or (node is not None and ep.node in snap.hot_nodes)
+        hot = ((pod is not None and ep.ip in snap.hot_pods) or (node is not None and ep.node in snap.hot_nodes)
+               or snap.unwatched(ep.node, local))
         headroom = max(HEADROOM_FLOOR, min(_headroom(config, pod), _headroom(config, node)))
         rows.append((hot, i, headroom, _rtt(view, local, ep, rtt_max)))
     # The overloaded are left out, unless that leaves nothing: never refuse.

@@ -98,6 +98,10 @@ class Policy(ABC):
         elif affinity:
             state.affinity = affinity
 
+    def service_nodes(self) -> list[list[str]]:
+        """Per service, the nodes of its endpoints (what a monitor's bounded view is drawn from)."""
+        return [[e.node for e in state.endpoints] for state in self._services.values()]
+
     def delete_service(self, service: str) -> None:
         self._services.pop(service, None)
         self._endpoints_changed(service, None)

@@ -56,7 +56,7 @@ def decide(local: str, config: RapConfig, snap: Snapshot, usable: list[Endpoint]
     for ep in usable:
         pod, node = view.pod(ep.ip), view.node(ep.node)
         any_data = any_data or pod is not None or node is not None
-        if not overloaded(config, pod):
+        if not overloaded(config, pod) and not snap.unwatched(ep.node, local):
             by_node.setdefault(ep.node, []).append(ep)
 
     def plan(group, candidates, reason):

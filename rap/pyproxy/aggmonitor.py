@@ -16,6 +16,7 @@ and rapAggSnapshot, so the two readers are checked against each other.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 import logging
@@ -25,6 +26,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterable, Mapping, NamedTuple
 
+from rap.aggregator.publish import NODE_LABEL, is_label_value
 from rap.pyproxy.monitor import API_TIMEOUT_S, Stamps, merge, parse_timestamp, probe_rtt_ms
 from rap.snapshot import Rtt, Snapshot, Usage
 
@@ -167,6 +169,45 @@ def published_samples(records: Iterable[Record], heartbeat: str | None, stamps: 
     return pods, nodes, None
 
 
+def _rank(local: str, node: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"{local}\0{node}".encode()).digest()[:8], "big")
+
+
+def watched_nodes(local: str, service_nodes: Iterable[Iterable[str]], k: int) -> frozenset[str] | None:
+    """The bounded view (docs/scale.md "The bounded view"): for each Service port's endpoint nodes, the ``k``
+    other nodes ranked highest by rendezvous hashing on (local, node), ties by lower name, united with
+    ``local``; None (every node's record) when ``k`` is 0. rap.go's rapWatchedNodes picks the same."""
+    if k <= 0:
+        return None
+    out = {local}
+    for nodes in service_nodes:
+        others = sorted({n for n in nodes if n and n != local}, key=lambda n: (-_rank(local, n), n))
+        out.update(others[:k])
+    return frozenset(out)
+
+
+def label_selector(watched: frozenset[str] | None) -> str:
+    """The label selector of the records the view holds; names that cannot be label values are left out
+    (the aggregator could not label their records), as in rap.go's rapWatchSelector."""
+    if watched is None:
+        return LOAD_LABEL
+    names = sorted(n for n in watched if is_label_value(n))
+    if not names:  # "in ()" does not parse: a selector that matches nothing
+        return f"{LOAD_LABEL},rap.io/load!=true"
+    return f"{LOAD_LABEL},{NODE_LABEL} in ({','.join(names)})"
+
+
+def in_view(records: Iterable[Record], watched: frozenset[str] | None) -> tuple[list[Record], frozenset[str] | None]:
+    """The records of watched nodes, and the nodes they cover (the snapshot's ``watched``): the decision
+    treats an endpoint anywhere else as overloaded, since no sample is no evidence that it is idle. rap.go's
+    rapAggSnapshot filters alike. ``watched`` None: every record, and no bound."""
+    records = list(records)
+    if watched is None:
+        return records, None
+    kept = [r for r in records if r.node in watched]
+    return kept, frozenset(r.node for r in kept)
+
+
 def probe_order(candidates: Mapping[str, str], hosting: Iterable[str], last_at: Mapping[str, float],
                 limit: int) -> list[str]:
     """At most ``limit`` node names: hosting endpoints first, then the longest unmeasured, then by name."""
@@ -178,12 +219,13 @@ class AggregatedMonitor:
     """One ``refresh`` per period, as rap.pyproxy.monitor.Monitor."""
 
     def __init__(self, api_client, policy, local_node: str, period_s: float, rtt_port: int, rtt_probes: int,
-                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
+                 view_nodes: int = 0, clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
         self.api_client = api_client
         self.policy = policy
         self.local_node = local_node
         self.rtt_port = rtt_port
         self.rtt_probes = rtt_probes
+        self.view_nodes = view_nodes
         self.clock, self.wall = clock, wall
         self.stale_after_s = policy.config.stale_after_s
         self.timeout_s = min(period_s, 2.0)
@@ -191,23 +233,25 @@ class AggregatedMonitor:
         self.stamps = Stamps()
         self._bad: dict[str, str] = {}  # ConfigMap name -> resourceVersion already logged
         self._ok: bool | None = None
+        self._watched: frozenset[str] | None = None  # this period's bounded view (None: every record)
 
     def refresh(self) -> Snapshot:
+        self._watched = watched_nodes(self.local_node, self.policy.service_nodes(), self.view_nodes)
         try:
             maps, lease = self.fetch()
             error = None
         except Exception as e:  # noqa: BLE001 - any API failure: keep serving, go stale
             maps, lease, error = None, None, e
         now = self.clock()
-        pods, nodes, addrs = {}, {}, {}
+        pods, nodes, addrs, watched = {}, {}, {}, None
         if maps is not None:
-            records = self._records(maps)
+            records, watched = in_view(self._records(maps), self._watched)
             addrs = {r.node: r.ip for r in records if r.ip and r.node != self.local_node}
             pods, nodes, error = published_samples(records, heartbeat_timestamp(lease), self.stamps, now,
                                                    self.wall(), self.stale_after_s)
         self._note(error)
         rtt = merge(self.snapshot.rtt, self._rtts(addrs), self.clock(), self.stale_after_s)
-        self.snapshot = self.policy.update_snapshot(Snapshot(pods=pods, nodes=nodes, rtt=rtt))
+        self.snapshot = self.policy.update_snapshot(Snapshot(pods=pods, nodes=nodes, rtt=rtt, watched=watched))
         return self.snapshot
 
     def fetch(self) -> tuple[list[tuple[str, str, Mapping[str, str]]], Mapping[str, str] | None]:
@@ -216,7 +260,8 @@ class AggregatedMonitor:
         from kubernetes.client.rest import ApiException
 
         core = client.CoreV1Api(self.api_client)
-        listed = core.list_namespaced_config_map(NAMESPACE, label_selector=LOAD_LABEL, _request_timeout=API_TIMEOUT_S)
+        listed = core.list_namespaced_config_map(NAMESPACE, label_selector=label_selector(self._watched),
+                                                 _request_timeout=API_TIMEOUT_S)
         maps = [(m.metadata.name, m.metadata.resource_version, m.data) for m in listed.items
                 if m.metadata.name.startswith(LOAD_PREFIX)]
         try:

@@ -157,7 +157,8 @@ async def serve(args: argparse.Namespace, config: RapConfig) -> None:
     if args.policy == "rap" and args.monitor == "aggregator":
         from rap.pyproxy.aggmonitor import AggregatedMonitor
 
-        monitor = AggregatedMonitor(api_client, policy, args.node, config.period_s, args.rtt_port, args.rtt_probes)
+        monitor = AggregatedMonitor(api_client, policy, args.node, config.period_s, args.rtt_port, args.rtt_probes,
+                                    view_nodes=args.view_nodes)
         tasks.append(asyncio.create_task(run_monitor(monitor, config.period_s)))
     elif args.policy == "rap":
         monitor = Monitor(api_client, policy, args.node, config.period_s, args.rtt_port)

@@ -106,6 +106,13 @@ def test_the_configmap_is_the_contracts():
     assert json.loads(publish.data(rec(node=None, pods={}))["node"]) == {"name": "node-1", "ip": "10.213.0.11"}
 
 
+def test_a_record_is_labelled_with_its_node_when_the_name_can_be_a_label_value():
+    assert publish.configmap(rec(), "kube-system")["metadata"]["labels"]["rap.io/node"] == "node-1"
+    for name in ("n" * 64, "node.example.com" + "x" * 50):  # valid node names, too long for a label value
+        assert "rap.io/node" not in publish.labels(name) and publish.labels(name)["rap.io/load"] == "true"
+    assert publish.labels("a.b-c_d")["rap.io/node"] == "a.b-c_d"
+
+
 @pytest.mark.parametrize("record", [rec(), rec(node=None, pods={}), rec(ip="")])
 def test_what_is_written_reads_back_as_the_same_record(record):
     assert publish.read(publish.data(record)) == record

@@ -175,3 +175,42 @@ def test_a_stopped_heartbeat_ahead_of_the_clock_stays_stale():
     for now in (103.5, 104.5, 110.0):  # never renewed: stale after 3 s, and stays so
         m.now = now
         assert not m.refresh().pods, now
+
+
+# ---- the bounded view ----
+
+SERVICE = [["node-a", "node-b", "node-c", "node-d", "node-b", ""]]
+
+
+def test_the_view_takes_the_highest_ranked_nodes_per_service_whatever_the_order():
+    # sha256("node-a\0node-c") ranks highest (the vector aggregated-bounded-view-reads-only-watched-records)
+    assert aggmonitor.watched_nodes("node-a", SERVICE, 1) == {"node-a", "node-c"}
+    assert aggmonitor.watched_nodes("node-a", [list(reversed(SERVICE[0]))], 1) == {"node-a", "node-c"}
+    assert aggmonitor.watched_nodes("node-a", SERVICE, 5) == {"node-a", "node-b", "node-c", "node-d"}
+    assert aggmonitor.watched_nodes("node-a", SERVICE, 0) is None
+    assert len(aggmonitor.watched_nodes("node-a", [["node-b", "node-c"], ["node-d", "node-e"]], 1)) == 3
+
+
+def test_the_selector_names_the_watched_nodes_that_can_be_label_values():
+    assert aggmonitor.label_selector(None) == "rap.io/load=true"
+    assert (aggmonitor.label_selector(frozenset({"node-b", "node-a", "x" * 64, "-bad"}))
+            == "rap.io/load=true,rap.io/node in (node-a,node-b)")
+    assert aggmonitor.label_selector(frozenset({"x" * 64})) == "rap.io/load=true,rap.io/load!=true"
+
+
+def test_only_watched_records_reach_the_snapshot_and_its_watched_nodes():
+    m = Fetched(view_nodes=1)
+    m.local_node = m.policy.local_node = "node-a"
+    m.maps = [(f"rap-load-{n}", "1", load(n, f"10.0.0.{i}", 0.1, 0.1, {f"10.1.{i}.1": {"cpu": 0.1, "mem": 0.1}}))
+              for i, n in enumerate(["node-a", "node-b", "node-c", "node-d"], 1)]
+    m.policy.set_endpoints("svc", [Endpoint(f"10.1.{i}.1", 80, n)
+                                   for i, n in enumerate(["node-a", "node-b", "node-c", "node-d"], 1)])
+    snap = m.refresh()
+    assert set(snap.pods) == {"10.1.1.1", "10.1.3.1"} and snap.watched == {"node-a", "node-c"}
+    assert m._watched == {"node-a", "node-c"}  # what fetch lists with
+
+
+def test_without_a_bound_every_record_is_read_and_nothing_is_unwatched():
+    m = Fetched()
+    snap = m.refresh()
+    assert snap.watched is None and not snap.unwatched("node-9", "node-1")
