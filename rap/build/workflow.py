@@ -1,10 +1,10 @@
 """``invoke build-proxy`` as one function: check the options, then build, test and package.
 
 The order: options (``parse_options``: --push needs --image, --image must be
-NAME:TAG), a reachable Docker engine when an image is wanted, kube-proxy (RAP,
-and stock on request), kube-apiserver on request, the node binaries on request
-(kubelet, kube-controller-manager, kube-scheduler, pause), the userspace tests,
-the image. Everything that can be checked is checked before the first build.
+NAME:TAG), a reachable Docker engine when an image is wanted, gcc when pause
+is, kube-proxy (RAP, and stock on request), kube-apiserver on request, the node
+binaries on request (kubelet, kube-controller-manager, kube-scheduler, pause),
+the userspace tests, the image. Everything that can be checked is checked before the first build.
 ``python -m rap.build`` runs the same sequence. Not here: how each step works
 (rap.build.binaries, .pause, .gotest, .image).
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 from rap.build import BuildOptionError, image
 from rap.build.binaries import build_apiserver, build_kube_proxy, build_node_binaries
 from rap.build.gotest import test_proxy
-from rap.build.pause import build_pause
+from rap.build.pause import build_pause, find_gcc
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,8 @@ def build_proxy(options: BuildOptions) -> dict[str, Path]:
     """Build, test and package as ``options`` say; returns {binary name: path}."""
     if options.image:
         image.docker_client()  # no engine: fail before the build, not after it
+    if options.node_binaries:
+        find_gcc()  # likewise: pause comes last, after minutes of Go builds
     built = build_kube_proxy(options.k8s_src, rap=options.rap, stock=options.stock, force=options.force)
     if options.apiserver:
         built["kube-apiserver"] = build_apiserver(options.k8s_src, force=options.force)

@@ -47,6 +47,7 @@ def steps(monkeypatch):
     monkeypatch.setattr(workflow, "build_node_binaries",
                         lambda k8s_src, force: done.append("node binaries") or {"kubelet": Path("/out/kubelet")})
     monkeypatch.setattr(workflow, "build_pause", lambda k8s_src, force: done.append("pause") or Path("/out/pause"))
+    monkeypatch.setattr(workflow, "find_gcc", lambda: done.append("gcc"))
     monkeypatch.setattr(workflow, "test_proxy", lambda k8s_src: done.append("test"))
     monkeypatch.setattr(workflow.image, "docker_client", lambda: done.append("engine"))
     monkeypatch.setattr(workflow.image, "build_image", lambda ref, binary, push: done.append(f"image {ref} {binary} push={push}"))
@@ -68,18 +69,28 @@ def test_build_proxy_no_test_no_image(steps):
 
 def test_node_binaries_come_after_the_apiserver_and_before_the_tests(steps):
     built = workflow.build_proxy(workflow.parse_options(apiserver=True, node_binaries=True))
-    assert steps == ["kube-proxy rap=True stock=False", "apiserver", "node binaries", "pause", "test"]
+    assert steps == ["gcc", "kube-proxy rap=True stock=False", "apiserver", "node binaries", "pause", "test"]
     assert list(built) == ["kube-proxy", "kube-apiserver", "kubelet", "pause"]
 
 
 def test_node_binaries_are_off_unless_asked_for(steps):
     workflow.build_proxy(workflow.parse_options(apiserver=True, test=False))
-    assert "node binaries" not in steps and "pause" not in steps
+    assert not {"gcc", "node binaries", "pause"} & set(steps)
 
 
 def test_python_m_rap_build_node_binaries(steps):
     assert main(["--stock-only", "--node-binaries"]) == 0
-    assert steps == ["kube-proxy rap=False stock=True", "node binaries", "pause"]
+    assert steps == ["gcc", "kube-proxy rap=False stock=True", "node binaries", "pause"]
+
+
+def test_no_gcc_fails_before_any_go_build(steps, monkeypatch):
+    def no_gcc():
+        raise BuildError("gcc was not found on PATH, and pause is C: apt-get install gcc libc6-dev")
+
+    monkeypatch.setattr(workflow, "find_gcc", no_gcc)
+    with pytest.raises(BuildError, match="gcc was not found"):
+        workflow.build_proxy(workflow.parse_options(node_binaries=True))
+    assert steps == []
 
 
 def _unwrapped(text: str) -> str:
