@@ -13,6 +13,7 @@ from invoke.exceptions import Exit
 # Option help is built by each area from its own defaults; these modules are
 # small and import nothing heavy, so `invoke --list` stays fast.
 from rap.bench import options as bench_options
+from rap.build import options as build_options
 from rap.cloud import config as cloud_config
 from rap.deploy import options as deploy_options
 from rap.localcluster import options as local_options
@@ -145,24 +146,14 @@ def install_terraform(c, force=False):
 
 # ---- kube-proxy v1.21 with RAP swapped in (rap.build) ----
 
-@task(
-    name="build-proxy",
-    help={
-        "k8s_src": "use this Kubernetes release-1.21 checkout instead of fetching v1.21.14 through the Go module proxy",
-        "stock": "also build kube-proxy-stock (upstream round robin, no swap) for comparison",
-        "test": "run upstream's pkg/proxy/userspace tests and rap_patch/*_test.go on the swapped tree (default on; --no-test skips)",
-        "apiserver": "also build kube-apiserver from the same source (the local cluster needs it)",
-        "image": "then build build/Dockerfile around the RAP kube-proxy as this NAME:TAG (needs a Docker engine)",
-        "push": "push the --image after building it",
-        "force": "rebuild even when the binaries' inputs are unchanged",
-    },
-)
-def build_proxy(c, k8s_src=None, stock=False, test=True, apiserver=False, image=None, push=False, force=False):
-    """Build kube-proxy v1.21.14 with rap_patch/rap.go in place of roundrobin.go, into build/out/."""
+@task(name="build-proxy", help=build_options.option_help())
+def build_proxy(c, k8s_src=None, stock=False, test=True, apiserver=False, node_binaries=False, image=None,
+                push=False, force=False):
+    """Build kube-proxy v1.21.14 with rap_patch/rap.go in place of roundrobin.go (and what the options add), into build/out/."""
     from rap.build import workflow
 
     opts = _run(workflow.parse_options, k8s_src, stock=stock, test=test, apiserver=apiserver,
-                image_ref=image, push=push, force=force)
+                node_binaries=node_binaries, image_ref=image, push=push, force=force)
     print(workflow.summary(_run(workflow.build_proxy, opts)))
 
 

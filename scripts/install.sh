@@ -15,9 +15,11 @@ fi
 # System packages: network namespaces and iptables for the local cluster,
 # etcd for its API server, conntrack/ipset as kube-proxy expects, haproxy for
 # the haproxy and haproxy-leastconn peers (rap/localcluster/haproxy), gcc and
-# libc6-dev for cgo, which go test -race needs (invoke test-proxy).
+# libc6-dev for cgo, which go test -race needs (invoke test-proxy), and for the
+# static pause binary (rap/build/pause.py); containerd (with ctr), runc and the
+# CNI plugins for the local cluster's real nodes, one containerd per node.
 APT_PACKAGES=(iproute2 iptables conntrack ipset etcd-server etcd-client haproxy procps psmisc curl ca-certificates
-              openssl gcc libc6-dev)
+              openssl gcc libc6-dev containerd runc containernetworking-plugins)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -35,6 +37,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     if command -v systemctl >/dev/null 2>&1; then systemctl disable --now haproxy >/dev/null 2>&1 || true; fi
     if [ -x /etc/init.d/haproxy ]; then /etc/init.d/haproxy stop >/dev/null 2>&1 || true; fi
     if command -v update-rc.d >/dev/null 2>&1; then update-rc.d haproxy disable >/dev/null 2>&1 || true; fi
+    # Likewise containerd: each real node runs its own, with its own root, state
+    # and socket. Debian ships it as a systemd unit only (no init script), so
+    # systemd stops just the service's process; no pkill, which could hit a
+    # node's. disable works without a running systemd too (it drops the link).
+    if command -v systemctl >/dev/null 2>&1; then systemctl disable --now containerd >/dev/null 2>&1 || true; fi
 else
     say "system packages present"
 fi
@@ -53,7 +60,7 @@ python3 -m invoke install-terraform
 say "building the hashicorp/google provider 4.9 for an offline terraform validate (cached under \$RAP_CACHE/terraform/mirror)"
 python3 -m rap.cloud.provider
 
-say "building kube-proxy (RAP and stock) and kube-apiserver v1.21.14 (cached under \$RAP_CACHE)"
-python3 -m invoke build-proxy --stock --apiserver --no-test
+say "building kube-proxy (RAP and stock), kube-apiserver, kubelet, kube-controller-manager, kube-scheduler v1.21.14 and pause (cached under \$RAP_CACHE)"
+python3 -m invoke build-proxy --stock --apiserver --node-binaries --no-test
 
 say "install complete"

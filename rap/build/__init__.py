@@ -12,12 +12,15 @@ The recipe, one module per step:
   sibling files, of which ``proxysocket.go`` replaces upstream's, and for test
   runs ``rap_patch/*_test.go``) to that package, without writing to any source tree.
 - ``binaries`` (with ``openapi`` for kube-apiserver): ``go build`` of
-  ``cmd/kube-proxy``, RAP (``v1.21.14-rap``) and stock (``v1.21.14``), and of
-  kube-apiserver; skipped when their inputs are unchanged.
+  ``cmd/kube-proxy``, RAP (``v1.21.14-rap``) and stock (``v1.21.14``), of
+  kube-apiserver, and of the real nodes' kubelet, kube-controller-manager and
+  kube-scheduler; ``pause``: gcc of upstream's ``build/pause/linux/pause.c``.
+  Each is skipped while its inputs are unchanged (``stamp``).
 - ``gotest`` and ``gobench``: upstream's ``pkg/proxy/userspace`` tests plus the
   project's Go tests on the swapped tree; the Go benchmark of NextEndpoint.
 - ``image``: build/Dockerfile around the built kube-proxy, and its push.
-- ``workflow``: the ``invoke build-proxy`` sequence of the steps above.
+- ``workflow``: the ``invoke build-proxy`` sequence of the steps above;
+  ``options``: the help of its options.
 
 ``python -m rap.build`` runs the build without invoke. Not here: what the
 local cluster does with the binaries (rap.localcluster.binaries).

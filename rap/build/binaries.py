@@ -1,25 +1,25 @@
-"""go build of the binaries: kube-proxy with RAP, kube-proxy stock, kube-apiserver.
+"""go build of the binaries: kube-proxy with RAP, kube-proxy stock, kube-apiserver, and the node binaries.
 
 Each binary is named by version (``-ldflags -X``, as hack/lib/version.sh sets
-them): RAP's kube-proxy says ``v1.21.14-rap``, the stock one and kube-apiserver
-``v1.21.14``. A released module never changes, so a binary whose inputs (Go,
-package, flags, go.mod, overlaid files) are unchanged is reused by its stamp.
+them): RAP's kube-proxy says ``v1.21.14-rap``; the stock one, kube-apiserver,
+kubelet, kube-controller-manager and kube-scheduler ``v1.21.14``. A released
+module never changes, so a binary whose inputs (Go, package, flags, go.mod,
+overlaid files) are unchanged is reused by its stamp (rap.build.stamp).
 Binaries land in ``rap.paths.build_out_dir()``. Not here: the source tree, the
-swap, the tests (rap.build.source, .overlay, .gotest).
+swap, the tests (rap.build.source, .overlay, .gotest), pause (rap.build.pause).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import subprocess
 import time
 from pathlib import Path
 
 from rap import paths
-from rap.build import BuildError, status
+from rap.build import BuildError, stamp, status
 from rap.build.openapi import OPENAPI_FILE, generate_openapi
 from rap.build.overlay import rap_go_path, write_overlay, write_replace_overlay
 from rap.build.source import SWAPPED_FILE, Tree, prepare_tree
@@ -28,6 +28,13 @@ from rap.build.toolchain import go_version, run_go
 RAP_VERSION_SUFFIX = "-rap"
 KUBE_PROXY_PKG = "k8s.io/kubernetes/cmd/kube-proxy"
 KUBE_APISERVER_PKG = "k8s.io/kubernetes/cmd/kube-apiserver"
+# What a real node and the controllers run (issue 14's real-node mode), all
+# stock; build_node_binaries says why kubelet is static here.
+NODE_BINARIES = {
+    "kubelet": "k8s.io/kubernetes/cmd/kubelet",
+    "kube-controller-manager": "k8s.io/kubernetes/cmd/kube-controller-manager",
+    "kube-scheduler": "k8s.io/kubernetes/cmd/kube-scheduler",
+}
 
 
 def version_ldflags(git_version: str) -> str:
@@ -57,7 +64,7 @@ def _stamp(tree: Tree, pkg: str, ldflags: str, overlay: Path | None) -> str:
     if overlay is not None:
         replace = json.loads(overlay.read_text())["Replace"]
         parts += [f"{k}={_file_digest(v) if v else ''}" for k, v in sorted(replace.items())]
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+    return stamp.digest(parts)
 
 
 def build_binary(tree: Tree, pkg: str, out_name: str, git_version: str,
@@ -65,21 +72,16 @@ def build_binary(tree: Tree, pkg: str, out_name: str, git_version: str,
     """go build one command of the tree into build_out_dir()/out_name."""
     out = paths.build_out_dir() / out_name
     ldflags = version_ldflags(git_version)
-    stamp_file = out.parent / f".{out_name}.stamp"
-    stamp = _stamp(tree, pkg, ldflags, overlay)
-    if (not force and tree.immutable and out.is_file() and stamp_file.is_file()
-            and stamp_file.read_text().strip() == stamp):
+    inputs = _stamp(tree, pkg, ldflags, overlay)
+    if not force and tree.immutable and stamp.is_current(out, inputs):
         status.say(f"{out_name}: up to date ({out}), inputs unchanged")
         return out
-    args = ["build", "-mod=mod", "-buildvcs=false", "-trimpath", "-ldflags", ldflags,
-            "-o", str(out) + ".tmp"]
-    if overlay is not None:
-        args += ["-overlay", str(overlay)]
     started = time.monotonic()
-    stamp_file.unlink(missing_ok=True)
-    run_go([*args, pkg], tree.build_dir, tree.env, f"build {out_name} ({git_version})")
-    os.replace(str(out) + ".tmp", out)
-    stamp_file.write_text(stamp + "\n")
+    with stamp.replacing(out, inputs) as tmp:
+        args = ["build", "-mod=mod", "-buildvcs=false", "-trimpath", "-ldflags", ldflags, "-o", str(tmp)]
+        if overlay is not None:
+            args += ["-overlay", str(overlay)]
+        run_go([*args, pkg], tree.build_dir, tree.env, f"build {out_name} ({git_version})")
     status.say(f"{out_name}: built in {time.monotonic() - started:.0f}s -> {out}")
     return out
 
@@ -121,6 +123,24 @@ def build_apiserver(k8s_src: Path | str | None = None, force: bool = False) -> P
     path = build_binary(tree, KUBE_APISERVER_PKG, "kube-apiserver", tree.version, overlay, force)
     status.say(f"done: kube-apiserver at {path}")
     return path
+
+
+def build_node_binaries(k8s_src: Path | str | None = None, force: bool = False) -> dict[str, Path]:
+    """kubelet, kube-controller-manager and kube-scheduler from the same pinned source, stock.
+
+    No overlay and no generated code: unlike kube-apiserver, none of them
+    imports pkg/generated/openapi. Static, as CGO_ENABLED=0 makes every Go
+    binary here, so one cached toolchain setting builds them all. Upstream
+    links its released kubelet with cgo; for v1.21.14 the only packages that
+    then differ are net and os/user (Go's own resolver and user lookup instead
+    of glibc's) and cadvisor's NVIDIA GPU metrics (gonvml), which nothing here uses.
+    """
+    tree = prepare_tree(k8s_src)
+    built = {}
+    for name, pkg in NODE_BINARIES.items():
+        status.say(f"build: {name} (same source, stock)")
+        built[name] = build_binary(tree, pkg, name, tree.version, None, force)
+    return built
 
 
 def check_version(binary: Path, expected: str) -> str:

@@ -1,11 +1,12 @@
 """``invoke build-proxy`` as one function: check the options, then build, test and package.
 
 The order: options (``parse_options``: --push needs --image, --image must be
-NAME:TAG), a reachable Docker engine when an image is wanted, kube-proxy (RAP,
-and stock on request), kube-apiserver on request, the userspace tests, the
-image. Everything that can be checked is checked before the first build.
+NAME:TAG), a reachable Docker engine when an image is wanted, gcc when pause
+is, kube-proxy (RAP, and stock on request), kube-apiserver on request, the node
+binaries on request (kubelet, kube-controller-manager, kube-scheduler, pause),
+the userspace tests, the image. Everything that can be checked is checked before the first build.
 ``python -m rap.build`` runs the same sequence. Not here: how each step works
-(rap.build.binaries, .gotest, .image).
+(rap.build.binaries, .pause, .gotest, .image).
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rap.build import BuildOptionError, image
-from rap.build.binaries import build_apiserver, build_kube_proxy
+from rap.build.binaries import build_apiserver, build_kube_proxy, build_node_binaries
 from rap.build.gotest import test_proxy
+from rap.build.pause import build_pause, find_gcc
 
 
 @dataclass(frozen=True)
@@ -27,14 +29,15 @@ class BuildOptions:
     stock: bool = False
     test: bool = True
     apiserver: bool = False
+    node_binaries: bool = False
     image: str | None = None
     push: bool = False
     force: bool = False
 
 
 def parse_options(k8s_src: str | None = None, *, rap: bool = True, stock: bool = False, test: bool = True,
-                  apiserver: bool = False, image_ref: str | None = None, push: bool = False,
-                  force: bool = False) -> BuildOptions:
+                  apiserver: bool = False, node_binaries: bool = False, image_ref: str | None = None,
+                  push: bool = False, force: bool = False) -> BuildOptions:
     """The task's options, checked; BuildOptionError (exit 2) names a bad one."""
     if push and not image_ref:
         raise BuildOptionError("--push needs --image NAME:TAG")
@@ -46,16 +49,21 @@ def parse_options(k8s_src: str | None = None, *, rap: bool = True, stock: bool =
         except image.ImageError as exc:
             raise BuildOptionError(str(exc)) from None
     return BuildOptions(k8s_src=k8s_src, rap=rap, stock=stock, test=test, apiserver=apiserver,
-                        image=image_ref, push=push, force=force)
+                        node_binaries=node_binaries, image=image_ref, push=push, force=force)
 
 
 def build_proxy(options: BuildOptions) -> dict[str, Path]:
     """Build, test and package as ``options`` say; returns {binary name: path}."""
     if options.image:
         image.docker_client()  # no engine: fail before the build, not after it
+    if options.node_binaries:
+        find_gcc()  # likewise: pause comes last, after minutes of Go builds
     built = build_kube_proxy(options.k8s_src, rap=options.rap, stock=options.stock, force=options.force)
     if options.apiserver:
         built["kube-apiserver"] = build_apiserver(options.k8s_src, force=options.force)
+    if options.node_binaries:
+        built.update(build_node_binaries(options.k8s_src, force=options.force))
+        built["pause"] = build_pause(options.k8s_src, force=options.force)
     if options.test:
         test_proxy(options.k8s_src)
     if options.image:
@@ -65,4 +73,5 @@ def build_proxy(options: BuildOptions) -> dict[str, Path]:
 
 def summary(built: dict[str, Path]) -> str:
     """The closing lines of a build: each binary and where it is."""
-    return "\n".join(["binaries:", *(f"  {name:16} {path}" for name, path in built.items())])
+    width = max([16, *(len(name) + 1 for name in built)])
+    return "\n".join(["binaries:", *(f"  {name:{width}} {path}" for name, path in built.items())])
