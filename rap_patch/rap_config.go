@@ -43,7 +43,7 @@ limitations under the License.
 //	RAP_MONITOR         node (default: this process lists the cluster) or
 //	                    aggregator (it watches rap.aggregator's objects)
 //	RAP_RTT_PROBES      aggregator monitor: nodes dialled per period, [1, 1000] (16)
-//	RAP_VIEW_NODES      aggregator monitor: per Service port, other nodes' records watched, [0, 1000] (16; 0 all)
+//	RAP_VIEW_NODES      aggregator monitor: per Service port, other nodes' records watched, [0, 1000] (32; 0 all)
 //
 // A bad value does NOT stop kube-proxy: kube-proxy carries every Service of
 // the node, and a crash loop over a tuning knob would take the node's Service
@@ -105,7 +105,7 @@ const (
 	defaultRTTProbes = 16
 	maxRTTProbes     = 1000
 	rttProbesEnv     = "RAP_RTT_PROBES"
-	defaultViewNodes = 16
+	defaultViewNodes = 32
 	maxViewNodes     = 1000
 	viewNodesEnv     = "RAP_VIEW_NODES"
 )

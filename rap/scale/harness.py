@@ -16,7 +16,9 @@ an audit policy for RAP's clients (rap.scale.audit). Then, in order:
 3. a baseline window (no RAP process: KWOK's own traffic), then for each
    monitor a window with the RAP kube-proxies (``node``), or a window with
    the aggregator alone and one with the aggregator and the RAP kube-proxies
-   (``aggregator``; per-node figures are the second over the first);
+   for each aggregated variant (``aggregator``: each kube-proxy reads its
+   bounded view; ``aggregator-all``: every record, RAP_VIEW_NODES=0; per-node
+   figures are each over the aggregator-alone window);
 4. everything is torn down (``cluster.down`` and the routes), also on failure.
 
 Each window records kube-apiserver's /metrics at both ends (rap.scale.apimetrics),
@@ -190,11 +192,14 @@ class Harness:
     def start_proxies(self, monitor: str) -> None:
         """kube-proxy on every real node: RAP's with ``monitor``, or the stock one (``stock``)."""
         stock = monitor == "stock"
+        kind = "aggregator" if monitor.startswith("aggregator") else monitor
         c, binary = ((replace(self.c, proxy="stock"), self.stock_binary) if stock
-                     else (replace(self.c, rap_monitor=monitor), self.binary))
+                     else (replace(self.c, rap_monitor=kind), self.binary))
+        view = {"RAP_VIEW_NODES": "0"} if monitor == "aggregator-all" else {}
         for i in self.c.node_indexes():
             node = cfg.node_name(i)  # RAP_KUBECONFIG: the monitor's connection, through its counting forwarder
-            env = {} if stock else {**cluster.proxy_env(c, self.st, i), "RAP_KUBECONFIG": self.kubeconfigs[node]}
+            env = {} if stock else {**cluster.proxy_env(c, self.st, i), **view,
+                                    "RAP_KUBECONFIG": self.kubeconfigs[node]}
             pid = procs.start(self.runtime, f"proxy-{i}", cluster.proxy_argv(c, self.st, i, binary, self.runtime),
                               netns=cfg.node_netns(i), env=env)
             cluster.join_node_cgroup(i, pid)
@@ -281,27 +286,29 @@ class Harness:
         baseline = self.window([], "baseline (KWOK and the control plane, no RAP process)")
         result = {"simulated_nodes": n, "simulated_pods": n * o.pods_per_node,
                   "baseline": _plane(baseline), "monitors": {}}
-        for monitor in o.monitors:
-            if monitor in ("stock", "node"):
+        for monitor in (m for m in o.monitors if m in ("stock", "node")):
+            self.start_proxies(monitor)
+            time.sleep(o.warmup_s)
+            w = self.window(self.proxy_names(), f"{k} stock kube-proxies, no RAP" if monitor == "stock"
+                            else f"{k} RAP kube-proxies, per-node monitor")
+            self.stop_proxies()
+            result["monitors"][monitor] = per_node(w, baseline, self, self.proxy_names())
+        aggregated = [m for m in o.monitors if m.startswith("aggregator")]
+        if aggregated:  # one aggregator (and one window of it alone) for every aggregated variant
+            self.start_aggregator()
+            time.sleep(o.warmup_s)
+            alone = self.window([AGGREGATOR_PROCESS], "the aggregator alone")
+            for monitor in aggregated:
                 self.start_proxies(monitor)
                 time.sleep(o.warmup_s)
-                w = self.window(self.proxy_names(), f"{k} stock kube-proxies, no RAP" if monitor == "stock"
-                                else f"{k} RAP kube-proxies, per-node monitor")
-                self.stop_proxies()
-                result["monitors"][monitor] = per_node(w, baseline, self, self.proxy_names())
-            else:
-                self.start_aggregator()
-                time.sleep(o.warmup_s)
-                alone = self.window([AGGREGATOR_PROCESS], "the aggregator alone")
-                self.start_proxies("aggregator")
-                time.sleep(o.warmup_s)
                 both = self.window(self.proxy_names() + [AGGREGATOR_PROCESS],
-                                   f"the aggregator and {k} RAP kube-proxies, RAP_MONITOR=aggregator")
+                                   f"the aggregator and {k} RAP kube-proxies, RAP_MONITOR=aggregator"
+                                   + (", RAP_VIEW_NODES=0" if monitor == "aggregator-all" else ""))
                 self.stop_proxies()
-                self.stop_aggregator()
                 row = per_node(both, alone, self, self.proxy_names())
                 row["aggregator"] = aggregator_cost(alone, baseline, self)
-                result["monitors"]["aggregator"] = row
+                result["monitors"][monitor] = row
+            self.stop_aggregator()
         return result
 
 

@@ -22,7 +22,7 @@ from rap.options import count, new_or_empty_folder, number, one_of, with_default
 MAX_NODES = 5000
 # "stock" is no RAP monitor: kube-proxy v1.21.14 itself, the reference a RAP process's CPU and memory
 # are read against (kube-proxy watches, and costs a node little while nothing changes).
-MONITORS = ("stock", "node", "aggregator")
+MONITORS = ("stock", "node", "aggregator", "aggregator-all")
 
 
 class ScaleOptionError(OptionError):
@@ -61,7 +61,9 @@ def option_help() -> dict[str, str]:
         "services": "Services the simulated pods are spread over (each with its Endpoints)",
         "monitor": f"what runs on the real nodes, comma-separated: {one_of(MONITORS)} (stock: kube-proxy "
                    "without RAP, the reference; node: rap.go's per-node monitor, lists everything every "
-                   "period; aggregator: RAP_MONITOR=aggregator with one python3 -m rap.aggregator process)",
+                   "period; aggregator: RAP_MONITOR=aggregator with one python3 -m rap.aggregator process, each kube-proxy "
+                   "reading its bounded view of RAP_VIEW_NODES' default; aggregator-all: the same reading every "
+                   "node's record, RAP_VIEW_NODES=0)",
         "rap_nodes": f"real nodes running a real RAP kube-proxy (1..{MAX_RAP_NODES}); figures are per RAP node",
         "period": "RAP's monitor period in seconds (RAP_PERIOD_S); per-period figures use it",
         "window": "seconds of each measured window (and of the baseline window without RAP processes)",

@@ -14,7 +14,9 @@ import json
 from pathlib import Path
 
 LIMITS = {"spread": 0.20, "requests_per_s": 1.0, "cpu_pct": 2.0, "rss_mb": 150.0}
-LABELS = {"stock": "stock kube-proxy (no RAP)"}
+LABELS = {"stock": "stock kube-proxy (no RAP)", "node": "RAP, per-node monitor",
+          "aggregator": "RAP, aggregated monitor, bounded view (RAP_VIEW_NODES default)",
+          "aggregator-all": "RAP, aggregated monitor, every record (RAP_VIEW_NODES=0)"}
 
 
 def _kb(b: float) -> str:
@@ -28,13 +30,15 @@ def table(doc: dict) -> str:
             "| --- | --- | --- | --- | --- | --- | --- | --- |\n")
     rows = []
     for size in doc["sizes"]:
+        shown = False  # one aggregator serves every aggregated variant: its row once per size
         for monitor, r in size["monitors"].items():
             m = r["apiserver_metrics"]
             rows.append(f"| {size['simulated_nodes']:,} ({size['simulated_pods']:,}) | {LABELS.get(monitor, monitor)} | "
                         f"{r['requests_per_s']:.3f} | {r['requests_per_period']:.2f} | "
                         f"{_kb(m['bytes_per_period'])} | {_kb(r['wire_bytes_per_period'])} | "
                         f"{r['cpu_pct_mean']:.2f}, {r['cpu_pct_max']:.2f} | {r['rss_mb_max']:.0f} |")
-            if "aggregator" in r:
+            if "aggregator" in r and not shown:
+                shown = True
                 a = r["aggregator"]
                 rows.append(f"| {size['simulated_nodes']:,} ({size['simulated_pods']:,}) | the aggregator process "
                             f"(once per cluster) | {a['requests_per_s']:.3f} | {a['requests_per_period']:.2f} | "

@@ -17,6 +17,11 @@ As on a real cluster (docs/algorithm.md, "Inputs"; rap.localcluster.metrics):
 A node's snapshot holds the pods and nodes of the endpoints its policy knows,
 and its own node: a decision reads nothing else, and leaving the rest out
 keeps 500 monitors affordable. RTTs are to every node (``rtt_max`` is over all).
+With a bounded view (``view_nodes`` > 0, the aggregated monitor's: docs/scale.md
+"The bounded view") it holds only the endpoints on the nodes the real reader
+would watch (rap.pyproxy.aggmonitor.watched_nodes) and names them in the
+snapshot's ``watched``, so the policy treats every other endpoint as the
+real one does.
 
 Not here: the decision (rap.policies), the queues (model.py).
 """
@@ -26,6 +31,7 @@ from __future__ import annotations
 import random
 from collections import deque
 
+from rap.pyproxy.aggmonitor import watched_nodes
 from rap.sim.model import Cadence, ClusterSim
 from rap.snapshot import Rtt, Snapshot, Usage
 
@@ -74,20 +80,22 @@ class MetricsApi:
 class NodeMonitors:
     """Every node's RAP monitor: each period, a new snapshot into that node's policy."""
 
-    def __init__(self, sim: ClusterSim, metrics: MetricsApi, cadence: Cadence, seed: int) -> None:
+    def __init__(self, sim: ClusterSim, metrics: MetricsApi, cadence: Cadence, seed: int,
+                 view_nodes: int = 0) -> None:
         self.sim, self.metrics, self.cadence = sim, metrics, cadence
         self.snapshots = 0
         cluster = sim.cluster
         self._rtt = sim.cluster.rtt_ms
-        # per node: the pod IPs and node names its policy can read
+        # per node: the pod IPs and node names its policy can read, and its bounded view (None: unbounded)
         self._reads: list[tuple[list[str], list[str]]] = []
+        self._watched: list[frozenset[str] | None] = []
         for i, policy in enumerate(sim.policies):
-            ips, names = set(), {cluster.nodes[i]}
-            for svc in {c.service for c in sim.clients if c.node == i}:
-                for ep in policy.endpoints(svc):
-                    ips.add(ep.ip)
-                    names.add(ep.node)
-            self._reads.append((sorted(ips), sorted(names)))
+            services = [policy.endpoints(svc) for svc in sorted({c.service for c in sim.clients if c.node == i})]
+            endpoints = [ep for eps in services for ep in eps]
+            watched = watched_nodes(cluster.nodes[i], [[ep.node for ep in eps] for eps in services], view_nodes)
+            seen = [ep for ep in endpoints if watched is None or ep.node in watched]
+            self._reads.append((sorted({ep.ip for ep in seen}), sorted({cluster.nodes[i], *(ep.node for ep in seen)})))
+            self._watched.append(watched)
         rng = random.Random(seed)
         self._phase = [rng.uniform(0, cadence.period_s) for _ in cluster.nodes]
 
@@ -111,15 +119,17 @@ class NodeMonitors:
         snap = Snapshot(
             pods={ip: pods[ip] for ip in ips if ip in pods},
             nodes={n: usage[n] for n in nodes if n in usage},
-            rtt={name: Rtt(float(row[j]), now) for j, name in enumerate(names) if j != i})
+            rtt={name: Rtt(float(row[j]), now) for j, name in enumerate(names) if j != i},
+            watched=self._watched[i])
         self.snapshots += 1
         return self.sim.policies[i].update_snapshot(snap)
 
 
-def start(sim: ClusterSim, cadence: Cadence, seed: int) -> tuple[MetricsApi, NodeMonitors]:
-    """The metrics API and every node's monitor, running in ``sim``'s environment."""
+def start(sim: ClusterSim, cadence: Cadence, seed: int, view_nodes: int = 0) -> tuple[MetricsApi, NodeMonitors]:
+    """The metrics API and every node's monitor (bounded to ``view_nodes`` per Service when > 0), running in
+    ``sim``'s environment."""
     metrics = MetricsApi(sim, cadence)
-    monitors = NodeMonitors(sim, metrics, cadence, seed)
+    monitors = NodeMonitors(sim, metrics, cadence, seed, view_nodes)
     sim.env.process(metrics.run())
     monitors.start()
     return metrics, monitors

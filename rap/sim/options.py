@@ -12,12 +12,14 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from rap.config import FIELDS
 from rap.errors import OptionError
 from rap.options import count, new_or_empty_folder, number, one_of, with_defaults
 from rap.sim.model import Workload
 from rap.sim.scenarios import POLICIES, QUICK_LARGE, LargeShape
 
 SCENARIO_NAMES = ("bench", "large")
+VIEW_NODES_DEFAULT: int = FIELDS["view_nodes"].default  # RAP_VIEW_NODES's, from rap/schemas/rap-config.json
 MAX_NODES = 5000
 MAX_AFTER_S = 3600.0
 # Measured apart from the validated figures (rap.sim.calibrate; docs/scale.md, "The simulator"):
@@ -44,6 +46,7 @@ class Options:
                                                                 overhead_ms=OVERHEAD_MS))
     validate: Path | None = None
     calibrate: Path | None = None
+    view_nodes: int = VIEW_NODES_DEFAULT  # the bounded view of the rap-view labels
     started: str = field(default_factory=lambda: time.strftime("%Y%m%d-%H%M%S"))
 
     def out_dir(self) -> Path:
@@ -59,7 +62,10 @@ def option_help() -> dict[str, str]:
         "scenarios": f"comma-separated subset of {','.join(SCENARIO_NAMES)}: bench is rap/bench/scenarios.toml's "
                      "3-node 'rates' scenario, large the many-node one",
         "policies": f"comma-separated subset of {','.join(POLICIES)} (rap is classic RAP, rap-adaptive the "
-                    "adaptive mode; the project's own policy code, one instance per node)",
+                    "adaptive mode; the project's own policy code, one instance per node; the -view labels read "
+                    "through the aggregated monitor's bounded view of --view-nodes nodes per Service)",
+        "view_nodes": "nodes per Service in the bounded view of the rap-view and rap-adaptive-view policies "
+                      "(RAP_VIEW_NODES; 0 reads every node)",
         "seed": "seed of every random choice (arrivals, RTT jitter, shuffles, monitor phases); the same for "
                 "every policy",
         "out": "results folder (default results/sim-<timestamp>); must be new or empty",
@@ -75,6 +81,7 @@ def option_help() -> dict[str, str]:
                      "and --overhead-ms, write calibration.json, simulate nothing",
     }, {"seed": d.seed, "nodes": shape.nodes, "overloaded": shape.overloaded, "after": shape.after_s,
         "http_cpu_ms": HTTP_CPU_MS, "overhead_ms": OVERHEAD_MS, "scenarios": SCENARIO_NAMES,
+        "view_nodes": VIEW_NODES_DEFAULT,
         "policies": tuple(POLICIES)})
 
 
@@ -110,7 +117,7 @@ def _non_negative(option: str, text, default: float) -> float:
 
 def parse_options(*, quick=False, scenarios=None, policies=None, seed=None, out=None, nodes=None,
                   overloaded=None, after=None, http_cpu_ms=None, overhead_ms=None, validate=None,
-                  calibrate=None) -> Options:
+                  calibrate=None, view_nodes=None) -> Options:
     """Raw option text -> Options (see option_help)."""
     shape = LargeShape()
     n = count("--nodes", nodes, shape.nodes, lo=2, hi=MAX_NODES, error=SimOptionError)
@@ -130,7 +137,9 @@ def parse_options(*, quick=False, scenarios=None, policies=None, seed=None, out=
                    out=None if out is None else Path(new_or_empty_folder("--out", out, SimOptionError)),
                    large=replace(shape, nodes=n, overloaded=k, after_s=after_s),
                    nodes_given=nodes is not None or overloaded is not None, workload=workload,
-                   validate=_results("--validate", validate), calibrate=_results("--calibrate", calibrate))
+                   validate=_results("--validate", validate), calibrate=_results("--calibrate", calibrate),
+                   view_nodes=count("--view-nodes", view_nodes, VIEW_NODES_DEFAULT, lo=0,
+                                    hi=FIELDS["view_nodes"].max, error=SimOptionError))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -142,9 +151,9 @@ def parser() -> argparse.ArgumentParser:
     helps = option_help()
     p.add_argument("--quick", action="store_true", help=helps["quick"])
     for name in ("scenarios", "policies", "seed", "out", "nodes", "overloaded", "after", "http_cpu_ms",
-                 "overhead_ms", "validate", "calibrate"):
+                 "overhead_ms", "validate", "calibrate", "view_nodes"):
         p.add_argument("--" + name.replace("_", "-"), dest=name, metavar={"http_cpu_ms": "MS", "overhead_ms": "MS", "out": "DIR", "validate": "RESULTS",
-                                                 "calibrate": "RESULTS", "after": "SECONDS"}.get(name, name.upper()),
+                                                 "calibrate": "RESULTS", "after": "SECONDS", "view_nodes": "N"}.get(name, name.upper()),
                        help=helps[name].replace("%", "%%"))
     return p
 

@@ -25,7 +25,7 @@ from rap.policies import Policy, make_policy
 from rap.sim import monitor
 from rap.sim.model import ClusterSim, Samples
 from rap.sim.options import Options
-from rap.sim.scenarios import POLICIES, QUICK_LARGE, SimScenario, from_bench, large
+from rap.sim.scenarios import POLICIES, QUICK_LARGE, VIEW_LABELS, SimScenario, from_bench, large
 from rap.status import Status
 
 
@@ -47,11 +47,12 @@ def make_policies(scenario: SimScenario, label: str, seed: int) -> list[Policy]:
             for i, node in enumerate(scenario.cluster.nodes)]
 
 
-def simulate(scenario: SimScenario, label: str, seed: int = 1) -> RunResult:
+def simulate(scenario: SimScenario, label: str, seed: int = 1, view_nodes: int = 0) -> RunResult:
+    """One run; a label of VIEW_LABELS reads through a bounded view of ``view_nodes`` nodes per Service."""
     t0 = time.monotonic()
     sim = ClusterSim(scenario.cluster, list(scenario.clients), scenario.workload,
                      make_policies(scenario, label, seed), label, end_s=scenario.end_s, seed=seed)
-    metrics, monitors = monitor.start(sim, scenario.cadence, seed)
+    metrics, monitors = monitor.start(sim, scenario.cadence, seed, view_nodes if label in VIEW_LABELS else 0)
     samples = sim.run()
     return RunResult(scenario, label, samples, time.monotonic() - t0, monitors.snapshots, metrics.scrapes)
 
@@ -94,7 +95,7 @@ def run(opts: Options, status: Status | None = None) -> int:
         for s in scenarios:
             for label in opts.policies:
                 counter.note(f"{s.name} {label}: {len(s.cluster.nodes)} nodes, {s.end_s:g} s simulated")
-                r = simulate(s, label, opts.seed)
+                r = simulate(s, label, opts.seed, opts.view_nodes)
                 results.append(r)
                 counter.advance(f"{s.name} {label}: {len(r.samples)} requests in {r.seconds:.1f} s", eta=True)
     doc = report.summarize(results, opts)

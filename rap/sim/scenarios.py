@@ -33,7 +33,12 @@ POLICIES: dict[str, tuple[str, str | None]] = {
     "rap": ("rap", "classic"),
     "rap-adaptive": ("rap", "adaptive"),
     "least-request": ("least-request", None),
+    "rap-view": ("rap", "classic"),
+    "rap-adaptive-view": ("rap", "adaptive"),
 }
+# The labels whose monitors read through the aggregated monitor's bounded view (docs/scale.md "The bounded
+# view") of --view-nodes nodes per Service; the others read every node they need.
+VIEW_LABELS = frozenset({"rap-view", "rap-adaptive-view"})
 BENCH_SCENARIO = "rates"
 # rap.bench.runner starts one load generator per step; between two steps nothing is sent for about this long
 STEP_GAP_S = 0.5

@@ -108,7 +108,7 @@ def test_env_carries_every_setting_and_the_node_name_from_the_downward_api():
         "RAP_MEM_THRESHOLD": "0.9", "RAP_W_CPU": "0.5", "RAP_W_MEM": "0.2", "RAP_W_NET": "0.0",
         "RAP_HYSTERESIS": "0.1", "RAP_RTT_PER_CONN_MS": "10.0", "RAP_EJECT_S": "3.0",
         "RAP_NODE_NAME": None, "RAP_RTT_PORT": "8080", "RAP_MONITOR": "node", "RAP_RTT_PROBES": "16",
-        "RAP_VIEW_NODES": "16",
+        "RAP_VIEW_NODES": "32",
         "RAP_KUBECONFIG": "/var/lib/kube-proxy/kubeconfig.conf"}
     assert env["RAP_NODE_NAME"]["valueFrom"] == {"fieldRef": {"apiVersion": "v1", "fieldPath": "spec.nodeName"}}
     # every value reads back as the same float (rap.go parses them with strconv.ParseFloat)

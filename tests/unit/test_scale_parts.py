@@ -46,7 +46,7 @@ def test_out_must_be_new_or_empty(tmp_path):
 
 
 def test_every_monitor_by_default_the_stock_reference_first():
-    assert parse_options().monitors == ("stock", "node", "aggregator")
+    assert parse_options().monitors == ("stock", "node", "aggregator", "aggregator-all")
     assert parse_options(monitor="aggregator,node,aggregator").monitors == ("aggregator", "node")
     with pytest.raises(ScaleOptionError, match="^--monitor: 'none' is not a monitor"):
         parse_options(monitor="none")
@@ -187,7 +187,7 @@ def test_report_table_and_checks():
                      {"simulated_nodes": 1000, "simulated_pods": 20000,
                       "monitors": {"node": _row(0.7, 4e7, 30, 400), "aggregator": {**agg, **_row(0.23, 1100)}}}]}
     text = report.markdown(doc)
-    assert "| 1,000 (20,000) | node | 0.700 | 3.50 |" in text and "the aggregator process" in text
+    assert "| 1,000 (20,000) | RAP, per-node monitor | 0.700 | 3.50 |" in text and "the aggregator process" in text
     found = {c["check"]: c["ok"] for c in report.checks(doc)}
     assert found["API requests/s per RAP node within 20% from 100 to 1,000 nodes"] is True  # 0.2 -> 0.23: 15%
     assert found["wire bytes/period per RAP node within 20% from 100 to 1,000 nodes"] is True

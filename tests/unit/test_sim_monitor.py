@@ -101,3 +101,26 @@ def test_the_bench_scenario_is_read_from_scenarios_toml():
     assert (s.cadence.period_s, s.cadence.metrics_interval_s) == (b.rap_period_s, b.metrics_interval_s)
     q = from_bench("rates", quick=True)
     assert [w.label for w in q.windows] == [f"{r:g}" for r in b.quick_rates]
+
+
+def test_a_bounded_view_reads_only_the_watched_nodes_and_says_so():
+    # five nodes of one Service; node-1's view of 2 takes the two others ranked highest from it
+    from rap.pyproxy.aggmonitor import watched_nodes
+
+    names = tuple(f"node-{i}" for i in range(1, 6))
+    pods = tuple(Pod(f"p{i}", f"10.0.{i}.1", i, "svc", 0.5) for i in range(5))
+    cluster = Cluster(names, (0,) * 5, 1.0, pods, np.full((5, 5), 5.0) - 5.0 * np.eye(5))
+    cadence = Cadence(period_s=1.0, metrics_interval_s=0.5, metrics_window_s=2.0)
+    s = _scenario(cluster, [Client(0, "svc", ((0.0, 10.0),))], cadence)
+    sim = ClusterSim(s.cluster, list(s.clients), s.workload, make_policies(s, "rap-adaptive-view", 1),
+                     "rap-adaptive-view", end_s=s.end_s, seed=1)
+    metrics, monitors = monitor.start(sim, cadence, seed=1, view_nodes=2)
+    sim.env.run(until=5.2)
+    snap = monitors.refresh(0, 5.2)
+    want = watched_nodes("node-1", [list(names)], 2)
+    assert len(want) == 3 and snap.watched == want
+    assert set(snap.nodes) == want and {ip for ip in snap.pods} == {p.ip for p in pods if names[p.node] in want}
+    unseen = next(n for n in names if n not in want)
+    assert snap.unwatched(unseen, "node-1") and not snap.unwatched("node-1", "node-1")
+    unbounded = monitor.NodeMonitors(sim, metrics, cadence, seed=1).refresh(0, 5.2)
+    assert unbounded.watched is None and len(unbounded.pods) == 5

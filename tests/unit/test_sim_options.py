@@ -17,7 +17,9 @@ from rap.sim.run import main
     ({"overloaded": "-1"}, "--overloaded: must be 0 or more"),
     ({"after": "0"}, "--after: must be in (0, 3600] seconds"),
     ({"after": "soon"}, "--after: 'soon' is not a number"),
-    ({"policies": "rap,maglev"}, "--policies: unknown maglev; choose from round-robin, rap, rap-adaptive or least-request"),
+    ({"policies": "rap,maglev"}, "--policies: unknown maglev; choose from round-robin, rap, rap-adaptive, "
+                                 "least-request, rap-view or rap-adaptive-view"),
+    ({"view_nodes": "-1"}, "--view-nodes: must be 0..1000, got -1"),
     ({"policies": "rap,rap"}, "--policies: 'rap,rap' names one twice"),
     ({"scenarios": "huge"}, "--scenarios: unknown huge"),
     ({"seed": "1.5"}, "--seed: '1.5' is not a whole number"),
@@ -46,7 +48,7 @@ def test_results_folders_are_checked(tmp_path):
 
 def test_defaults_and_good_values():
     o = parse_args([])
-    assert o.scenarios == ("bench", "large") and len(o.policies) == 4
+    assert o.scenarios == ("bench", "large") and len(o.policies) == 6 and o.view_nodes == 32
     assert o.large.nodes == 500 and o.large.overloaded == 50
     o = parse_args(["--nodes", "40", "--policies", "rap-adaptive,rap", "--seed", "7"])
     assert o.large.nodes == 40 and o.large.overloaded == 39  # the default 50 is cut to fewer than the nodes
