@@ -198,13 +198,6 @@ func parseRAPHeartbeat(l *coordv1.Lease) time.Time {
 func rapAggSnapshot(loads []rapAggNode, heartbeat time.Time, stamps rapStamps, now float64, wall time.Time,
 	staleAfterS float64, watched map[string]bool) (*rapSnapshot, error) {
 	s := &rapSnapshot{pods: map[string]rapUsage{}, nodes: map[string]rapUsage{}}
-	if heartbeat.IsZero() {
-		return s, fmt.Errorf("no heartbeat (Lease %s/%s) from rap.aggregator", rapAggNamespace, rapAggLeaseName)
-	}
-	at := stamps.at("aggregator", heartbeat, now, wall)
-	if now-at > staleAfterS {
-		return s, fmt.Errorf("the aggregator's newest metrics are %.1f s old (stale after %g s)", now-at, staleAfterS)
-	}
 	if watched != nil {
 		s.watched = map[string]bool{}
 		var kept []rapAggNode
@@ -215,6 +208,13 @@ func rapAggSnapshot(loads []rapAggNode, heartbeat time.Time, stamps rapStamps, n
 			}
 		}
 		loads = kept
+	}
+	if heartbeat.IsZero() {
+		return s, fmt.Errorf("no heartbeat (Lease %s/%s) from rap.aggregator", rapAggNamespace, rapAggLeaseName)
+	}
+	at := stamps.at("aggregator", heartbeat, now, wall)
+	if now-at > staleAfterS {
+		return s, fmt.Errorf("the aggregator's newest metrics are %.1f s old (stale after %g s)", now-at, staleAfterS)
 	}
 	listed := map[string]int{}
 	for _, rec := range loads {
@@ -257,6 +257,7 @@ type rapAggMonitor struct {
 	badObject map[string]string // object name -> resourceVersion already logged as bad
 	heartbeat time.Time
 	watched   map[string]bool    // the bounded view's nodes (nil: every node's record)
+	selected  map[string]bool    // what the records informer selects: watched or more (rapMustReselect)
 	watchGen  int                // which records informer feeds m.loads; older ones' events are dropped
 	stopLoads context.CancelFunc // stops the records informer (nil before the first)
 	changed   chan struct{}      // one pending rebuild at most
@@ -313,7 +314,10 @@ func (m *rapAggMonitor) wantWatched() map[string]bool {
 
 // watchLoads (re)starts the records informer on the selector of watched: a
 // view changes only when endpoints do, and a new selector needs a new watch.
-// The old informer's last events may still arrive; its generation drops them.
+// The old informer's last events may still arrive; onLoadOf drops them by
+// their generation. The records the old informer held stay until the new one
+// has listed (so the snapshot does not go blind in between), then those it
+// did not list go: one deleted while no watch was open sends no event.
 func (m *rapAggMonitor) watchLoads(ctx context.Context, watched map[string]bool) {
 	loadsCtx, stop := context.WithCancel(ctx)
 	selector := rapWatchSelector(watched)
@@ -321,42 +325,59 @@ func (m *rapAggMonitor) watchLoads(ctx context.Context, watched map[string]bool)
 	if m.stopLoads != nil {
 		m.stopLoads()
 	}
-	m.stopLoads, m.watched = stop, watched
+	m.stopLoads, m.watched, m.selected = stop, watched, watched
 	m.watchGen++
 	gen := m.watchGen
-	for name, rec := range m.loads {
-		if watched != nil && !watched[rec.name] {
-			delete(m.loads, name)
-		}
-	}
 	m.mu.Unlock()
 	loads := informers.NewSharedInformerFactoryWithOptions(m.client, 0, informers.WithNamespace(rapAggNamespace),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = selector }))
-	handle := func(obj interface{}, deleted bool) {
-		m.mu.Lock()
-		current := gen == m.watchGen
-		m.mu.Unlock()
-		if current {
-			m.onLoad(obj, deleted)
-		}
-	}
-	loads.Core().V1().ConfigMaps().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj interface{}) { handle(obj, false) },
-		UpdateFunc: func(_, obj interface{}) { handle(obj, false) },
-		DeleteFunc: func(obj interface{}) { handle(obj, true) },
+	informer := loads.Core().V1().ConfigMaps().Informer()
+	informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj interface{}) { m.onLoadOf(gen, obj, false) },
+		UpdateFunc: func(_, obj interface{}) { m.onLoadOf(gen, obj, false) },
+		DeleteFunc: func(obj interface{}) { m.onLoadOf(gen, obj, true) },
 	})
 	loads.Start(loadsCtx.Done())
+	go func() {
+		if cache.WaitForCacheSync(loadsCtx.Done(), informer.HasSynced) {
+			m.dropUnlisted(gen, informer.GetStore())
+		}
+	}()
 	klog.V(2).InfoS("RAP: watching the aggregator's records", "selector", selector)
+}
+
+// dropUnlisted forgets the records that generation gen's informer, now
+// synced, does not hold.
+func (m *rapAggMonitor) dropUnlisted(gen int, store cache.Store) {
+	listed := map[string]bool{}
+	for _, key := range store.ListKeys() {
+		listed[key[len(rapAggNamespace)+1:]] = true // namespace/name
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if gen != m.watchGen {
+		return
+	}
+	for name := range m.loads {
+		if !listed[name] {
+			delete(m.loads, name)
+			delete(m.badObject, name)
+		}
+	}
 	m.signal()
 }
 
-// rewatch moves the view when the Service ports' nodes moved it.
+// rewatch moves the view when the Service ports' nodes moved it; the watch
+// restarts only when rapMustReselect says so.
 func (m *rapAggMonitor) rewatch(ctx context.Context) {
 	want := m.wantWatched()
 	m.mu.Lock()
-	same := rapSameNodes(want, m.watched)
+	restart := rapMustReselect(m.selected, want)
+	if !restart {
+		m.watched = want
+	}
 	m.mu.Unlock()
-	if !same {
+	if restart {
 		m.watchLoads(ctx, want)
 	}
 }
@@ -368,7 +389,17 @@ func (m *rapAggMonitor) signal() {
 	}
 }
 
+// onLoad is onLoadOf for the current generation (the vectors' harness).
 func (m *rapAggMonitor) onLoad(obj interface{}, deleted bool) {
+	m.mu.Lock()
+	gen := m.watchGen
+	m.mu.Unlock()
+	m.onLoadOf(gen, obj, deleted)
+}
+
+// onLoadOf takes one event of generation gen's informer into m.loads, under
+// the same lock as the generation check.
+func (m *rapAggMonitor) onLoadOf(gen int, obj interface{}, deleted bool) {
 	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj, deleted = d.Obj, true
 	}
@@ -378,6 +409,9 @@ func (m *rapAggMonitor) onLoad(obj interface{}, deleted bool) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if gen != m.watchGen {
+		return
+	}
 	defer m.signal()
 	if deleted {
 		delete(m.loads, cm.Name)
@@ -516,7 +550,7 @@ func (m *rapAggMonitor) probeTargets() []rapProbeTarget {
 	m.mu.Lock()
 	var all []rapProbeTarget
 	for _, rec := range m.loads {
-		if rec.name == m.rb.localNode || rec.ip == "" {
+		if rec.name == m.rb.localNode || rec.ip == "" || (m.watched != nil && !m.watched[rec.name]) {
 			continue
 		}
 		last := -1.0

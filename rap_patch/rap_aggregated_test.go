@@ -411,9 +411,49 @@ func TestRAPWatchedNodesPicksTheSameNodesWhateverTheOrder(t *testing.T) {
 	if len(two) != 3 {
 		t.Errorf("one node per Service port and local: %v", two)
 	}
-	sel := rapWatchSelector(map[string]bool{"node-b": true, "node-a": true, strings.Repeat("x", 64): true})
-	if sel != "rap.io/load=true,rap.io/node in (node-a,node-b)" {
-		t.Errorf("selector %q: a name too long for a label value must be left out, the rest sorted", sel)
+	// The Python aggregator's node_id gives these (tests/unit/test_aggregator_publish.py holds the same).
+	if id := rapNodeID("node-a"); id != "66570ff05a207404" {
+		t.Errorf("rapNodeID(node-a) = %s", id)
+	}
+	if id := rapNodeID(strings.Repeat("n", 253)); len(id) != 16 {
+		t.Errorf("a 253-character name's id %q is not 16 hex digits", id)
+	}
+	sel := rapWatchSelector(map[string]bool{"node-c": true, "node-a": true})
+	if sel != "rap.io/load=true,rap.io/node-id in (092cd5e29db96478,66570ff05a207404)" {
+		t.Errorf("selector %q: want the nodes' ids, sorted", sel)
+	}
+	big := map[string]bool{}
+	for i := 0; i <= rapMaxSelected; i++ {
+		big[fmt.Sprintf("node-%d", i)] = true
+	}
+	if sel := rapWatchSelector(big); sel != rapAggLoadLabel {
+		t.Errorf("a view of %d nodes: selector %q, want every record's", len(big), sel)
+	}
+}
+
+func TestRAPMustReselectOnlyWhenTheViewGrowsOrTheSelectionIsTwiceIt(t *testing.T) {
+	set := func(names ...string) map[string]bool {
+		out := map[string]bool{}
+		for _, n := range names {
+			out[n] = true
+		}
+		return out
+	}
+	for _, c := range []struct {
+		selected, want map[string]bool
+		restart        bool
+	}{
+		{set("a", "b", "c"), set("a", "b", "c"), false},
+		{set("a", "b", "c"), set("a", "b"), false},          // shrank: filtered by rapAggSnapshot
+		{set("a", "b", "c"), set("a", "d"), true},           // grew
+		{set("a", "b", "c", "d", "e"), set("a", "b"), true}, // more than twice the view
+		{nil, set("a"), true},
+		{set("a"), nil, true},
+		{nil, nil, false},
+	} {
+		if got := rapMustReselect(c.selected, c.want); got != c.restart {
+			t.Errorf("selected %v, want %v: restart %v, expected %v", c.selected, c.want, got, c.restart)
+		}
 	}
 }
 
@@ -428,7 +468,7 @@ func TestRAPAggMonitorWatchesItsBoundedView(t *testing.T) {
 	t.Cleanup(cancel)
 	for i, n := range []string{"node-a", "node-b", "node-c", "node-d"} {
 		cm := rapLoadMap(n, fmt.Sprintf(`{"name":%q,"ip":"10.0.0.%d"}`, n, i+1), fmt.Sprintf(`{"10.1.%d.1":{"cpu":0.1,"mem":0.1}}`, i+1))
-		cm.Labels[rapAggNodeLabel] = n
+		cm.Labels[rapAggNodeLabel] = rapNodeID(n)
 		if _, err := client.CoreV1().ConfigMaps(rapAggNamespace).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
@@ -466,8 +506,25 @@ func TestRAPAggMonitorWatchesItsBoundedView(t *testing.T) {
 		}
 		return false
 	}
-	if !listed("rap.io/load=true,rap.io/node in (node-a,node-c)") {
+	if !listed(rapWatchSelector(map[string]bool{"node-a": true, "node-c": true})) {
 		t.Error("the records were not listed with the bounded view's selector")
+	}
+
+	// The fake's watch does not filter by label: a change to node-b's record
+	// reaches the informer, and the reader's own filter must keep it out.
+	b := rapLoadMap("node-b", `{"name":"node-b","ip":"10.0.0.2"}`, `{"10.1.2.1":{"cpu":0.9,"mem":0.1}}`)
+	b.Labels[rapAggNodeLabel] = rapNodeID("node-b")
+	if _, err := client.CoreV1().ConfigMaps(rapAggNamespace).Update(ctx, b, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rapEventually(t, "node-b's update delivered", func() bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return m.loads["rap-load-node-b"].pods["10.1.2.1"].CPU == 0.9
+	})
+	m.rebuild()
+	if got := pods(); got != "10.1.1.1,10.1.3.1" {
+		t.Errorf("after an update of an unwatched record the snapshot holds %s", got)
 	}
 
 	mu.Lock()
@@ -475,12 +532,19 @@ func TestRAPAggMonitorWatchesItsBoundedView(t *testing.T) {
 	mu.Unlock()
 	m.rewatch(ctx)
 	rapEventually(t, "the view moved to node-d", func() bool { return pods() == "10.1.1.1,10.1.4.1" })
-	if !listed("rap.io/load=true,rap.io/node in (node-a,node-d)") {
+	if !listed(rapWatchSelector(map[string]bool{"node-a": true, "node-d": true})) {
 		t.Error("the moved view was not listed with its own selector")
 	}
-	before := len(client.Actions())
+	gen := m.watchGen
 	m.rewatch(ctx)
-	if len(client.Actions()) != before {
-		t.Error("an unchanged view restarted its watch")
+	mu.Lock()
+	services = [][]string{{"node-a", "node-d"}} // shrank: no restart, the view still moves
+	mu.Unlock()
+	m.rewatch(ctx)
+	if m.watchGen != gen {
+		t.Error("an unchanged or shrunk view restarted its watch")
+	}
+	if !rapSameNodes(m.watched, map[string]bool{"node-a": true, "node-d": true}) {
+		t.Errorf("view after shrinking: %v", m.watched)
 	}
 }

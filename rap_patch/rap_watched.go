@@ -23,23 +23,34 @@ limitations under the License.
 // kube-proxy sees a different sample of the cluster and the forwarded load
 // spreads instead of herding onto the same few nodes; a node joining or
 // leaving moves only the views it enters or leaves. The Python proxy's
-// watched_nodes (rap/pyproxy/aggmonitor.py) picks the same nodes.
+// watched_nodes and label_selector (rap/pyproxy/aggmonitor.py) pick the same
+// nodes and the same selector.
 
 package userspace
 
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"sort"
 	"strings"
-
-	"k8s.io/apimachinery/pkg/util/validation"
 )
 
-// rapAggNodeLabel: the label rap.aggregator gives each record, its node's name
-// (a node whose name is not a valid label value has none, so no bounded view
-// can hold it).
-const rapAggNodeLabel = "rap.io/node"
+const (
+	// rapAggNodeLabel: the label rap.aggregator gives each record, rapNodeID
+	// of its node: a node name may be 253 characters long, a label value 63.
+	rapAggNodeLabel = "rap.io/node-id"
+	// rapMaxSelected: above this many nodes the view's selector would be
+	// longer than a URL should be (17 characters a node), so every record is
+	// watched and the view applied by rapAggSnapshot alone.
+	rapMaxSelected = 256
+)
+
+// rapNodeID: the first 16 hex digits of sha256(node), its records' label value.
+func rapNodeID(node string) string {
+	sum := sha256.Sum256([]byte(node))
+	return hex.EncodeToString(sum[:8])
+}
 
 // rapWatchRank: node's rank in local's view, higher first.
 func rapWatchRank(local, node string) uint64 {
@@ -81,35 +92,36 @@ func rapWatchedNodes(local string, serviceNodes [][]string, k int) map[string]bo
 	return out
 }
 
-// rapWatchSelector: the label selector of the records a view holds (every
-// record when watched is nil). Names that cannot be label values are left
-// out: the aggregator could not label their records.
-func rapWatchSelector(watched map[string]bool) string {
-	if watched == nil {
+// rapWatchSelector: the label selector of the records of selected (every
+// record when selected is nil or holds more than rapMaxSelected nodes).
+func rapWatchSelector(selected map[string]bool) string {
+	if selected == nil || len(selected) > rapMaxSelected {
 		return rapAggLoadLabel
 	}
-	var names []string
-	for n := range watched {
-		if len(validation.IsValidLabelValue(n)) == 0 && n != "" {
-			names = append(names, n)
-		}
+	ids := make([]string, 0, len(selected))
+	for n := range selected {
+		ids = append(ids, rapNodeID(n))
 	}
-	if len(names) == 0 { // "in ()" does not parse: a selector that matches nothing
-		return rapAggLoadLabel + ",rap.io/load!=true"
-	}
-	sort.Strings(names)
-	return rapAggLoadLabel + "," + rapAggNodeLabel + " in (" + strings.Join(names, ",") + ")"
+	sort.Strings(ids)
+	return rapAggLoadLabel + "," + rapAggNodeLabel + " in (" + strings.Join(ids, ",") + ")"
 }
 
-// rapSameNodes: whether two views hold the same nodes (nil: every node).
-func rapSameNodes(a, b map[string]bool) bool {
-	if (a == nil) != (b == nil) || len(a) != len(b) {
+// rapMustReselect: whether the records informer, selecting selected, must
+// restart for the view want. Not when want shrank: the records it no longer
+// needs are left out by rapAggSnapshot, and endpoint churn anywhere in the
+// cluster would otherwise re-list the whole view each time; but when the
+// selection has grown to twice the view, so that it does not grow for good.
+func rapMustReselect(selected, want map[string]bool) bool {
+	if (selected == nil) != (want == nil) {
+		return true
+	}
+	if want == nil {
 		return false
 	}
-	for n := range a {
-		if !b[n] {
-			return false
+	for n := range want {
+		if !selected[n] {
+			return true
 		}
 	}
-	return true
+	return len(selected) > 2*len(want)
 }

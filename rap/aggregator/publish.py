@@ -2,9 +2,8 @@
 
 The objects are the contract with rap.go's aggregated monitor (docs/scale.md,
 "The aggregator's objects"): one ConfigMap ``rap-load-<node>`` per node in the
-aggregator's namespace, labelled ``rap.io/load=true`` and ``rap.io/node=<node>``
-(the label a kube-proxy's bounded view selects by; none when the name is not a
-valid label value), whose data keys ``node``
+aggregator's namespace, labelled ``rap.io/load=true`` and ``rap.io/node-id=<node_id>``
+(the label a kube-proxy's bounded view selects by), whose data keys ``node``
 and ``pods`` hold JSON; and the heartbeat Lease ``rap-aggregator`` with the
 round's newest metrics timestamp in the annotation ``rap.io/metrics-timestamp``.
 
@@ -21,8 +20,8 @@ here: the API calls (``kube``), the fractions (``usage``).
 
 from __future__ import annotations
 
+import hashlib
 import json
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Mapping
@@ -33,9 +32,7 @@ DEFAULT_NAMESPACE = "kube-system"
 PREFIX = "rap-load-"
 LABEL = ("rap.io/load", "true")
 LABEL_SELECTOR = f"{LABEL[0]}={LABEL[1]}"
-NODE_LABEL = "rap.io/node"
-# A label value: at most 63 characters, alphanumerics at both ends (validation.IsValidLabelValue).
-_LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
+NODE_LABEL = "rap.io/node-id"
 LEASE = "rap-aggregator"
 TIMESTAMP_ANNOTATION = "rap.io/metrics-timestamp"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "rap-aggregator"}
@@ -78,18 +75,15 @@ def publishable(node: str) -> bool:
     return bool(node) and len(configmap_name(node)) <= MAX_NAME
 
 
+def node_id(node: str) -> str:
+    """The first 16 hex digits of sha256(node): a node name may be 253 characters, a label value 63.
+    rap.go's rapNodeID is the same."""
+    return hashlib.sha256(node.encode()).hexdigest()[:16]
+
+
 def labels(node: str) -> dict[str, str]:
-    """A record's labels: the load label, and its node's name when that can be a label value (a node
-    whose name cannot is outside every bounded view: docs/scale.md "The bounded view")."""
-    out = {LABEL[0]: LABEL[1], **MANAGED_BY}
-    if is_label_value(node):
-        out[NODE_LABEL] = node
-    return out
-
-
-def is_label_value(text: str) -> bool:
-    """Whether ``text`` can be a label's value (so a node of that name can be in a bounded view)."""
-    return bool(text) and len(text) <= 63 and _LABEL_VALUE.fullmatch(text) is not None
+    """A record's labels: the load label, and its node's id (what a bounded view selects by)."""
+    return {LABEL[0]: LABEL[1], **MANAGED_BY, NODE_LABEL: node_id(node)}
 
 
 def _json(value: Any) -> str:

@@ -100,7 +100,8 @@ class Policy(ABC):
 
     def service_nodes(self) -> list[list[str]]:
         """Per service, the nodes of its endpoints (what a monitor's bounded view is drawn from)."""
-        return [[e.node for e in state.endpoints] for state in self._services.values()]
+        # A copy first (one C call): a monitor thread asks while the event loop adds and removes services.
+        return [[e.node for e in state.endpoints] for state in list(self._services.values())]
 
     def delete_service(self, service: str) -> None:
         self._services.pop(service, None)

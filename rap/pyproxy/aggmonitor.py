@@ -26,7 +26,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterable, Mapping, NamedTuple
 
-from rap.aggregator.publish import NODE_LABEL, is_label_value
+from rap.aggregator.publish import NODE_LABEL, node_id
 from rap.pyproxy.monitor import API_TIMEOUT_S, Stamps, merge, parse_timestamp, probe_rtt_ms
 from rap.snapshot import Rtt, Snapshot, Usage
 
@@ -186,15 +186,16 @@ def watched_nodes(local: str, service_nodes: Iterable[Iterable[str]], k: int) ->
     return frozenset(out)
 
 
+# Above this many nodes a view's selector would be longer than a URL should be (17 characters a node):
+# every record is listed and the view applied by in_view alone, as rap.go does (rapMaxSelected).
+MAX_SELECTED = 256
+
+
 def label_selector(watched: frozenset[str] | None) -> str:
-    """The label selector of the records the view holds; names that cannot be label values are left out
-    (the aggregator could not label their records), as in rap.go's rapWatchSelector."""
-    if watched is None:
+    """The label selector of the records the view holds, by their node ids, as rap.go's rapWatchSelector."""
+    if watched is None or len(watched) > MAX_SELECTED:
         return LOAD_LABEL
-    names = sorted(n for n in watched if is_label_value(n))
-    if not names:  # "in ()" does not parse: a selector that matches nothing
-        return f"{LOAD_LABEL},rap.io/load!=true"
-    return f"{LOAD_LABEL},{NODE_LABEL} in ({','.join(names)})"
+    return f"{LOAD_LABEL},{NODE_LABEL} in ({','.join(sorted(node_id(n) for n in watched))})"
 
 
 def in_view(records: Iterable[Record], watched: frozenset[str] | None) -> tuple[list[Record], frozenset[str] | None]:
@@ -285,7 +286,7 @@ class AggregatedMonitor:
         return records
 
     def _rtts(self, addrs: Mapping[str, str]) -> dict[str, Rtt]:
-        hosting = {e.node for s in getattr(self.policy, "_services", {}) for e in self.policy.endpoints(s)}
+        hosting = {n for nodes in self.policy.service_nodes() for n in nodes}
         last = {n: r.at for n, r in self.snapshot.rtt.items()}
         chosen = probe_order(addrs, hosting, last, self.rtt_probes)
         if not chosen:

@@ -19,9 +19,12 @@ and its own node: a decision reads nothing else, and leaving the rest out
 keeps 500 monitors affordable. RTTs are to every node (``rtt_max`` is over all).
 With a bounded view (``view_nodes`` > 0, the aggregated monitor's: docs/scale.md
 "The bounded view") it holds only the endpoints on the nodes the real reader
-would watch (rap.pyproxy.aggmonitor.watched_nodes) and names them in the
-snapshot's ``watched``, so the policy treats every other endpoint as the
-real one does.
+would watch for the Services the node's policy carries
+(rap.pyproxy.aggmonitor.watched_nodes) and names them in the snapshot's
+``watched``, so the policy treats every other endpoint as the real one does.
+A node's policy carries only the Services its clients call (model.py); a
+kube-proxy carries every Service, which adds nodes to its view but changes
+no decision for these.
 
 Not here: the decision (rap.policies), the queues (model.py).
 """
@@ -90,9 +93,9 @@ class NodeMonitors:
         self._reads: list[tuple[list[str], list[str]]] = []
         self._watched: list[frozenset[str] | None] = []
         for i, policy in enumerate(sim.policies):
-            services = [policy.endpoints(svc) for svc in sorted({c.service for c in sim.clients if c.node == i})]
-            endpoints = [ep for eps in services for ep in eps]
-            watched = watched_nodes(cluster.nodes[i], [[ep.node for ep in eps] for eps in services], view_nodes)
+            endpoints = [ep for svc in sorted({c.service for c in sim.clients if c.node == i})
+                         for ep in policy.endpoints(svc)]
+            watched = watched_nodes(cluster.nodes[i], policy.service_nodes(), view_nodes)
             seen = [ep for ep in endpoints if watched is None or ep.node in watched]
             self._reads.append((sorted({ep.ip for ep in seen}), sorted({cluster.nodes[i], *(ep.node for ep in seen)})))
             self._watched.append(watched)

@@ -74,7 +74,7 @@ def test_the_objects_appear_with_the_contracts_content(agg_cluster):
                     "rap-load-node-1, rap-load-node-2 and the Lease")
     for i in (1, 2):
         cm = maps[f"rap-load-node-{i}"]
-        assert cm.metadata.labels["rap.io/node"] == f"node-{i}"  # what a bounded view selects by
+        assert cm.metadata.labels["rap.io/node-id"] == publish.node_id(f"node-{i}")  # what a bounded view selects by
         node = json.loads(cm.data["node"])
         assert node["name"] == f"node-{i}" and node["ip"] == config.node_ip(i)
         pods = json.loads(cm.data["pods"])
@@ -99,18 +99,18 @@ def test_steady_state_writes_only_the_lease(agg_cluster):
 
 
 def test_a_record_without_the_node_label_is_relabelled(agg_cluster):
-    """A record an older aggregator wrote (no rap.io/node) would be outside every bounded view for good."""
+    """A record an older aggregator wrote (no rap.io/node-id) would be outside every bounded view for good."""
     runtime, st, api, pid = agg_cluster
     wait_for(lambda: len(loads(api)) == 2, 30, "both ConfigMaps")
     core = client.CoreV1Api(api)
-    core.patch_namespaced_config_map("rap-load-node-2", NS, {"metadata": {"labels": {"rap.io/node": None}}})
-    assert "rap.io/node" not in loads(api)["rap-load-node-2"].metadata.labels
+    core.patch_namespaced_config_map("rap-load-node-2", NS, {"metadata": {"labels": {"rap.io/node-id": None}}})
+    assert "rap.io/node-id" not in loads(api)["rap-load-node-2"].metadata.labels
     # The running aggregator lists what is published only every RESYNC_S; a new one (here one round of
     # --once, on the same credential) lists it first, as after an upgrade.
     once = subprocess.run([*local.argv(runtime, RapConfig(period_s=PERIOD_S)), "--once"], capture_output=True,
                           text=True, timeout=60)
     assert once.returncode == 0, once.stderr[-2000:]
-    assert loads(api)["rap-load-node-2"].metadata.labels.get("rap.io/node") == "node-2"
+    assert loads(api)["rap-load-node-2"].metadata.labels.get("rap.io/node-id") == publish.node_id("node-2")
 
 
 def test_a_new_pod_is_published(agg_cluster):

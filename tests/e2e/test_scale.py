@@ -58,7 +58,7 @@ def test_the_per_node_monitor_makes_its_four_requests_each_period(quick):
     assert row["apiserver_metrics"]["bytes_per_period"] > 50_000
     assert row["wire_bytes_per_period"] > row["apiserver_metrics"]["response_bytes_per_period"] * 0.5
     assert 0 < row["cpu_pct_max"] < 100 and 10 < row["rss_mb_max"] < 1000
-    assert (out / "scale.md").read_text().count("| 50 (1,000) | node |") == 1
+    assert (out / "scale.md").read_text().count("| 50 (1,000) | RAP, per-node monitor |") == 1
 
 
 def test_nothing_of_the_run_is_left(quick):
@@ -77,3 +77,13 @@ def test_the_aggregated_monitor_costs_at_most_one_request_per_second(quick):
     assert row["requests_per_s"] <= 1.0, row
     assert row["requests_per_s"] < doc["sizes"][0]["monitors"]["node"]["requests_per_s"]
     assert row["aggregator"]["requests_per_period"] >= 3, row["aggregator"]  # it does the listing instead
+
+
+def test_the_bounded_view_reads_fewer_records_than_every_record(quick):
+    # 5 Services over all 53 nodes: a view of 32 per Service port is 32 other nodes (the same ranking for every
+    # Service) and its own, about 0.6 of every record's events; both windows run on one aggregator.
+    doc, out = quick
+    monitors = doc["sizes"][0]["monitors"]
+    bounded, every = monitors["aggregator"], monitors["aggregator-all"]
+    assert 0 < bounded["wire_bytes_per_period"] < every["wire_bytes_per_period"], (bounded, every)
+    assert (out / "scale.md").read_text().count("the aggregator process") == 1  # one aggregator, one row

@@ -106,11 +106,11 @@ def test_the_configmap_is_the_contracts():
     assert json.loads(publish.data(rec(node=None, pods={}))["node"]) == {"name": "node-1", "ip": "10.213.0.11"}
 
 
-def test_a_record_is_labelled_with_its_node_when_the_name_can_be_a_label_value():
-    assert publish.configmap(rec(), "kube-system")["metadata"]["labels"]["rap.io/node"] == "node-1"
-    for name in ("n" * 64, "node.example.com" + "x" * 50):  # valid node names, too long for a label value
-        assert "rap.io/node" not in publish.labels(name) and publish.labels(name)["rap.io/load"] == "true"
-    assert publish.labels("a.b-c_d")["rap.io/node"] == "a.b-c_d"
+def test_a_record_is_labelled_with_its_node_id_whatever_the_name():
+    assert publish.configmap(rec(), "kube-system")["metadata"]["labels"]["rap.io/node-id"] == publish.node_id("node-1")
+    assert publish.node_id("node-a") == "66570ff05a207404"  # rap.go's rapNodeID gives the same
+    long = "n" * 253  # a valid node name, far too long for a label value
+    assert len(publish.labels(long)["rap.io/node-id"]) == 16 and publish.labels(long)["rap.io/load"] == "true"
 
 
 @pytest.mark.parametrize("record", [rec(), rec(node=None, pods={}), rec(ip="")])
