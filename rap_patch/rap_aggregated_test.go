@@ -548,3 +548,16 @@ func TestRAPAggMonitorWatchesItsBoundedView(t *testing.T) {
 		t.Errorf("view after shrinking: %v", m.watched)
 	}
 }
+
+// rapSameNodes: whether two views hold the same nodes (nil: every node).
+func rapSameNodes(a, b map[string]bool) bool {
+	if (a == nil) != (b == nil) || len(a) != len(b) {
+		return false
+	}
+	for n := range a {
+		if !b[n] {
+			return false
+		}
+	}
+	return true
+}
