@@ -383,7 +383,7 @@ def test_deploy_then_rollback_through_invoke(kubeadm, apiserver):
         "RAP_PERIOD_S": "2.0", "RAP_STALE_AFTER_S": "6.0", "RAP_CPU_THRESHOLD": "0.7",
         "RAP_MEM_THRESHOLD": "0.9", "RAP_W_CPU": "0.5", "RAP_W_MEM": "0.2", "RAP_W_NET": "0.3",
         "RAP_NODE_NAME": {"fieldRef": {"apiVersion": "v1", "fieldPath": "spec.nodeName"}},
-        "RAP_RTT_PORT": "10255", "RAP_MONITOR": "node", "RAP_RTT_PROBES": "16",
+        "RAP_RTT_PORT": "10255", "RAP_MONITOR": "node", "RAP_RTT_PROBES": "16", "RAP_VIEW_NODES": "32",
         "RAP_KUBECONFIG": "/var/lib/kube-proxy/kubeconfig.conf", "RAP_MODE": "adaptive", "RAP_HYSTERESIS": "0.1", "RAP_RTT_PER_CONN_MS": "10.0", "RAP_EJECT_S": "10.0"}
     assert spec.RESTARTED_AT in after["annotations"]
     conf = yaml.safe_load(after["configmap"]["config.conf"])
