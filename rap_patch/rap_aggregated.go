@@ -318,7 +318,7 @@ func (m *rapAggMonitor) wantWatched() map[string]bool {
 // their generation. The records the old informer held stay until the new one
 // has listed (so the snapshot does not go blind in between), then those it
 // did not list go: one deleted while no watch was open sends no event.
-func (m *rapAggMonitor) watchLoads(ctx context.Context, watched map[string]bool) {
+func (m *rapAggMonitor) watchLoads(ctx context.Context, watched map[string]bool) <-chan struct{} {
 	loadsCtx, stop := context.WithCancel(ctx)
 	selector := rapWatchSelector(watched)
 	m.mu.Lock()
@@ -338,12 +338,15 @@ func (m *rapAggMonitor) watchLoads(ctx context.Context, watched map[string]bool)
 		DeleteFunc: func(obj interface{}) { m.onLoadOf(gen, obj, true) },
 	})
 	loads.Start(loadsCtx.Done())
+	synced := make(chan struct{})
 	go func() {
+		defer close(synced)
 		if cache.WaitForCacheSync(loadsCtx.Done(), informer.HasSynced) {
 			m.dropUnlisted(gen, informer.GetStore())
 		}
 	}()
 	klog.V(2).InfoS("RAP: watching the aggregator's records", "selector", selector)
+	return synced
 }
 
 // dropUnlisted forgets the records that generation gen's informer, now
@@ -368,7 +371,11 @@ func (m *rapAggMonitor) dropUnlisted(gen int, store cache.Store) {
 }
 
 // rewatch moves the view when the Service ports' nodes moved it; the watch
-// restarts only when rapMustReselect says so.
+// restarts only when rapMustReselect says so, and then rewatch waits (at
+// most the probe timeout) for the new watch's first list: the probe round
+// that follows dials the nodes whose records it holds, and the first view,
+// made before kube-proxy knew any endpoint, holds only this node's, so
+// without the wait a new kube-proxy measured no RTT for a whole period.
 func (m *rapAggMonitor) rewatch(ctx context.Context) {
 	want := m.wantWatched()
 	m.mu.Lock()
@@ -377,8 +384,15 @@ func (m *rapAggMonitor) rewatch(ctx context.Context) {
 		m.watched = want
 	}
 	m.mu.Unlock()
-	if restart {
-		m.watchLoads(ctx, want)
+	if !restart {
+		return
+	}
+	wait := time.NewTimer(m.timeout)
+	defer wait.Stop()
+	select {
+	case <-m.watchLoads(ctx, want):
+	case <-wait.C:
+	case <-ctx.Done():
 	}
 }
 

@@ -531,6 +531,15 @@ func TestRAPAggMonitorWatchesItsBoundedView(t *testing.T) {
 	services = [][]string{{"node-a", "node-b", "node-d"}}
 	mu.Unlock()
 	m.rewatch(ctx)
+	// rewatch returned once the new watch listed, so the probe round that
+	// follows it in run (probeTargets reads m.loads) dials the new view's node
+	// at once. (probeTargets itself is the monitor goroutine's: m.rtt.)
+	m.mu.Lock()
+	_, listedD := m.loads["rap-load-node-d"]
+	m.mu.Unlock()
+	if !listedD {
+		t.Error("rewatch returned before the new view's records were listed: no RTT for node-d this period")
+	}
 	rapEventually(t, "the view moved to node-d", func() bool { return pods() == "10.1.1.1,10.1.4.1" })
 	if !listed(rapWatchSelector(map[string]bool{"node-a": true, "node-d": true})) {
 		t.Error("the moved view was not listed with its own selector")

@@ -24,7 +24,8 @@ def test_quick_run_end_to_end(tmp_path):
     doc = json.loads((out / "summary.json").read_text())
     assert set(doc["scenarios"]) == {"bench-rates", "large-100"}
     large = doc["scenarios"]["large-100"]
-    assert list(large["policies"]) == ["round-robin", "rap", "rap-adaptive", "least-request"]
+    assert list(large["policies"]) == ["round-robin", "rap", "rap-adaptive", "least-request", "rap-view",
+                                      "rap-adaptive-view"]
     for p in large["policies"].values():
         after = p["windows"]["after"]
         assert after["requests"] > 1000 and after["p50_ms"] > 0
@@ -36,7 +37,7 @@ def test_quick_run_end_to_end(tmp_path):
         assert (out / png).stat().st_size > 1000
     report = (out / "report.md").read_text()
     assert "largest share of forwarded traffic" in report
-    assert "[sim] 8/8" in proc.stdout  # progress through rap.status
+    assert "[sim] 12/12" in proc.stdout  # progress through rap.status
 
 
 def _measured(p50s: dict) -> dict:
