@@ -56,9 +56,9 @@ def parse_ref(ref: str) -> tuple[str, str]:
     return ref.rpartition(":")[0], parsed.tag
 
 
-def parse_image_ref(ref: str) -> oci.ImageRef:
+def parse_image_ref(ref: str, option: str = "--image") -> oci.ImageRef:
     try:
-        return oci.parse_ref(ref)
+        return oci.parse_ref(ref, option)
     except oci.RefError as exc:
         raise ImageError(str(exc)) from None
 

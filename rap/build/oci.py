@@ -68,11 +68,11 @@ class ImageRef:
         return addr.is_loopback or addr.is_private or addr.is_link_local
 
 
-def parse_ref(ref: str) -> ImageRef:
+def parse_ref(ref: str, option: str = "--image") -> ImageRef:
     """NAME:TAG, where NAME may start with a registry host (with a port); TAG is required, digests are not taken."""
     name, sep, tag = ref.rpartition(":")
     if not sep or not name or not tag or "/" in tag:
-        raise RefError(f"--image {ref!r}: give NAME:TAG, e.g. {REF_EXAMPLE}")
+        raise RefError(f"{option} {ref!r}: give NAME:TAG, e.g. {REF_EXAMPLE}")
     first, slash, rest = name.partition("/")
     # Docker's rule: the first component is a registry when it has a dot or a port, or is localhost.
     if slash and ("." in first or ":" in first or first == "localhost"):
@@ -80,10 +80,10 @@ def parse_ref(ref: str) -> ImageRef:
     else:
         registry, repository = None, name
     if not _REPOSITORY.fullmatch(repository):
-        raise RefError(f"--image {ref!r}: repository {repository!r} must be lowercase letters, digits and "
+        raise RefError(f"{option} {ref!r}: repository {repository!r} must be lowercase letters, digits and "
                        f"separators (. _ - /), e.g. {REF_EXAMPLE}")
     if not _TAG.fullmatch(tag):
-        raise RefError(f"--image {ref!r}: tag {tag!r} must be up to 128 letters, digits, _ . -, e.g. {REF_EXAMPLE}")
+        raise RefError(f"{option} {ref!r}: tag {tag!r} must be up to 128 letters, digits, _ . -, e.g. {REF_EXAMPLE}")
     return ImageRef(registry, repository, tag)
 
 

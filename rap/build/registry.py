@@ -203,6 +203,10 @@ class LocalRegistry:
         self.stop()
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python3 -m rap.build.registry build`` | ``serve [--addr A] [--port P] [--storage DIR]``."""
     import argparse
@@ -225,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
         if ns.cmd == "build":
             print(binary)
             return 0
+        # SIGTERM stops the registry too (it runs in its own session, so it would outlive us otherwise).
+        signal.signal(signal.SIGTERM, _interrupt)
         with LocalRegistry(ns.addr, ns.port, ns.storage, binary) as reg:
             print(f"serving {reg.url}; push to {reg.address}/NAME:TAG; Ctrl-C stops it", flush=True)
             try:

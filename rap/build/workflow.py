@@ -50,10 +50,10 @@ def parse_options(k8s_src: str | None = None, *, rap: bool = True, stock: bool =
         raise BuildOptionError("--image packages the RAP kube-proxy, so it cannot go with a stock-only build")
     if image_ref and image_ref == stock_image:
         raise BuildOptionError(f"--image and --stock-image are both {image_ref}: give the stock image its own tag")
-    for ref in (image_ref, stock_image):
+    for ref, option in ((image_ref, "--image"), (stock_image, "--stock-image")):
         if ref:
             try:
-                image.parse_image_ref(ref)
+                image.parse_image_ref(ref, option)
             except image.ImageError as exc:
                 raise BuildOptionError(str(exc)) from None
     return BuildOptions(k8s_src=k8s_src, rap=rap, stock=stock or bool(stock_image), test=test,
