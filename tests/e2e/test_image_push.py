@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.leftovers import processes_naming, mounts_naming
+
 pytestmark = pytest.mark.slow
 
 INSTALL_HINT = "./scripts/install.sh installs containerd (with ctr), runc and debootstrap"
@@ -33,23 +35,6 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _processes_naming(marker: str) -> list[str]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if marker in cmdline:
-                found.append(f"{entry.name} {cmdline}")
-    return found
-
-
-def _mounts_naming(marker: str) -> list[str]:
-    return [m for m in Path("/proc/self/mounts").read_text().splitlines() if marker in m]
-
-
 @pytest.fixture
 def root(tmp_path):
     if os.geteuid() != 0:
@@ -58,9 +43,9 @@ def root(tmp_path):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} is not installed: {INSTALL_HINT}")
     yield tmp_path
-    for point in sorted(_mounts_naming(str(tmp_path)), key=len, reverse=True):  # a failed test leaves none either
+    for point in sorted(mounts_naming(str(tmp_path)), key=len, reverse=True):  # a failed test leaves none either
         subprocess.run(["umount", "-l", point.split()[1]], capture_output=True)
-    for line in _processes_naming(str(tmp_path)):
+    for line in processes_naming(str(tmp_path)):
         os.kill(int(line.split()[0]), 9)
 
 
@@ -149,5 +134,5 @@ def test_image_built_here_is_pushed_pulled_and_runs_kube_proxy(root):
         stopped = containerd.stop() if containerd else True
         reg.stop()
     assert stopped, "containerd did not stop within 30 s of SIGTERM (it was killed)"
-    assert reg.proc is None and _processes_naming(str(root)) == []
-    assert _mounts_naming(str(root)) == []
+    assert reg.proc is None and processes_naming(str(root)) == []
+    assert mounts_naming(str(root)) == []
