@@ -148,12 +148,12 @@ def install_terraform(c, force=False):
 
 @task(name="build-proxy", help=build_options.option_help())
 def build_proxy(c, k8s_src=None, stock=False, test=True, apiserver=False, node_binaries=False, image=None,
-                push=False, force=False):
+                stock_image=None, push=False, force=False):
     """Build kube-proxy v1.21.14 with rap_patch/rap.go in place of roundrobin.go (and what the options add), into build/out/."""
     from rap.build import workflow
 
     opts = _run(workflow.parse_options, k8s_src, stock=stock, test=test, apiserver=apiserver,
-                node_binaries=node_binaries, image_ref=image, push=push, force=force)
+                node_binaries=node_binaries, image_ref=image, stock_image=stock_image, push=push, force=force)
     print(workflow.summary(_run(workflow.build_proxy, opts)))
 
 

@@ -166,6 +166,7 @@ def _command_cases() -> list[Case]:
         _cli("deploy", "--image", "a:b", "--kubeconfig", "/nonexistent", names="/nonexistent"),
         _cli("rollback", "--timeout", "-5"), _cli("rollback", "--kubeconfig", "/nonexistent", names="/nonexistent"),
         _cli("build-proxy", "--image", "kube-proxy"), _cli("build-proxy", "--push", names="--push"),
+        _cli("build-proxy", "--stock-image", "127.0.0.1:5000/Rap/kube-proxy:v1", names="--stock-image"),
         _cli("build-proxy", "--k8s-src", "/nonexistent", names="/nonexistent"),
         _cli("test-proxy", "--k8s-src", "/nonexistent", names="/nonexistent"),
         _cli("fuzz-proxy", "--target", "FuzzAll", names="FuzzAll"), _cli("fuzz-proxy", "--fuzztime", "soon"),

@@ -17,9 +17,11 @@ fi
 # the haproxy and haproxy-leastconn peers (rap/localcluster/haproxy), gcc and
 # libc6-dev for cgo, which go test -race needs (invoke test-proxy), and for the
 # static pause binary (rap/build/pause.py); containerd (with ctr), runc and the
-# CNI plugins for the local cluster's real nodes, one containerd per node.
+# CNI plugins for the local cluster's real nodes, one containerd per node;
+# debootstrap for the base of the images built without a Docker engine
+# (rap/build/baseroot.py).
 APT_PACKAGES=(iproute2 iptables conntrack ipset etcd-server etcd-client haproxy procps psmisc curl ca-certificates
-              openssl gcc libc6-dev containerd runc containernetworking-plugins)
+              openssl gcc libc6-dev containerd runc containernetworking-plugins debootstrap)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -62,5 +64,8 @@ python3 -m rap.cloud.provider
 
 say "building kube-proxy (RAP and stock), kube-apiserver, kubelet, kube-controller-manager, kube-scheduler v1.21.14 and pause (cached under \$RAP_CACHE)"
 python3 -m invoke build-proxy --stock --apiserver --node-binaries --no-test
+
+say "building the local image registry (distribution v3, cached in build/out/registry)"
+python3 -m rap.build.registry build
 
 say "install complete"

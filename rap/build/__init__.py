@@ -18,7 +18,11 @@ The recipe, one module per step:
   Each is skipped while its inputs are unchanged (``stamp``).
 - ``gotest`` and ``gobench``: upstream's ``pkg/proxy/userspace`` tests plus the
   project's Go tests on the swapped tree; the Go benchmark of NextEndpoint.
-- ``image``: build/Dockerfile around the built kube-proxy, and its push.
+- ``image``: build/Dockerfile's image around the built kube-proxy, and its
+  push: with a Docker engine, or without one from ``baseroot`` (the Debian
+  base, made by debootstrap and cached), ``oci`` (layers, config, manifest)
+  and ``push`` (the Distribution HTTP API); ``registry``: the local registry
+  (distribution v3), built and run.
 - ``workflow``: the ``invoke build-proxy`` sequence of the steps above;
   ``options``: the help of its options.
 

@@ -17,7 +17,12 @@ def option_help() -> dict[str, str]:
         "node_binaries": "also build what real nodes run, stock from the same source: kubelet, "
                          "kube-controller-manager, kube-scheduler, and pause from upstream's "
                          "build/pause/linux/pause.c (gcc -static)",
-        "image": "then build build/Dockerfile around the RAP kube-proxy as this NAME:TAG (needs a Docker engine)",
-        "push": "push the --image after building it",
+        "image": "then package the RAP kube-proxy as the image build/Dockerfile describes, as this NAME:TAG: "
+                 "with the Docker engine when one is reachable (DOCKER_HOST or its default socket), else "
+                 "without one, from a Debian base made by debootstrap (cached), into build/out/images/",
+        "stock_image": "likewise package kube-proxy-stock as this NAME:TAG (builds it too, as --stock does)",
+        "push": "push the --image (and --stock-image) after building it; without a Docker engine, NAME must "
+                "start with the registry, e.g. 127.0.0.1:5000/rap/kube-proxy:v1.21.14-rap (a local one: "
+                "python3 -m rap.build.registry serve)",
         "force": "rebuild even when the binaries' inputs are unchanged",
     }

@@ -1,7 +1,8 @@
 """``invoke build-proxy`` as one function: check the options, then build, test and package.
 
-The order: options (``parse_options``: --push needs --image, --image must be
-NAME:TAG), a reachable Docker engine when an image is wanted, gcc when pause
+The order: options (``parse_options``: --push needs --image or --stock-image,
+each must be NAME:TAG), how images will be made when one is wanted (a Docker
+engine, else daemonless, with the registry answering for --push), gcc when pause
 is, kube-proxy (RAP, and stock on request), kube-apiserver on request, the node
 binaries on request (kubelet, kube-controller-manager, kube-scheduler, pause),
 the userspace tests, the image. Everything that can be checked is checked before the first build.
@@ -31,31 +32,46 @@ class BuildOptions:
     apiserver: bool = False
     node_binaries: bool = False
     image: str | None = None
+    stock_image: str | None = None
     push: bool = False
     force: bool = False
 
 
 def parse_options(k8s_src: str | None = None, *, rap: bool = True, stock: bool = False, test: bool = True,
                   apiserver: bool = False, node_binaries: bool = False, image_ref: str | None = None,
-                  push: bool = False, force: bool = False) -> BuildOptions:
-    """The task's options, checked; BuildOptionError (exit 2) names a bad one."""
-    if push and not image_ref:
-        raise BuildOptionError("--push needs --image NAME:TAG")
-    if image_ref:
-        if not rap:
-            raise BuildOptionError("--image packages the RAP kube-proxy, so it cannot go with a stock-only build")
-        try:
-            image.parse_ref(image_ref)
-        except image.ImageError as exc:
-            raise BuildOptionError(str(exc)) from None
-    return BuildOptions(k8s_src=k8s_src, rap=rap, stock=stock, test=test, apiserver=apiserver,
-                        node_binaries=node_binaries, image=image_ref, push=push, force=force)
+                  stock_image: str | None = None, push: bool = False, force: bool = False) -> BuildOptions:
+    """The task's options, checked; BuildOptionError (exit 2) names a bad one.
+
+    ``stock_image`` implies building the stock kube-proxy.
+    """
+    if push and not (image_ref or stock_image):
+        raise BuildOptionError("--push needs --image NAME:TAG (or --stock-image NAME:TAG)")
+    if image_ref and not rap:
+        raise BuildOptionError("--image packages the RAP kube-proxy, so it cannot go with a stock-only build")
+    if image_ref and image_ref == stock_image:
+        raise BuildOptionError(f"--image and --stock-image are both {image_ref}: give the stock image its own tag")
+    for ref, option in ((image_ref, "--image"), (stock_image, "--stock-image")):
+        if ref:
+            try:
+                image.parse_image_ref(ref, option)
+            except image.ImageError as exc:
+                raise BuildOptionError(str(exc)) from None
+    return BuildOptions(k8s_src=k8s_src, rap=rap, stock=stock or bool(stock_image), test=test,
+                        apiserver=apiserver, node_binaries=node_binaries, image=image_ref,
+                        stock_image=stock_image, push=push, force=force)
+
+
+def images(options: BuildOptions) -> dict[str, str]:
+    """{image ref: name of the binary it packages}, in build order."""
+    wanted = {options.image: "kube-proxy", options.stock_image: "kube-proxy-stock"}
+    return {ref: binary for ref, binary in wanted.items() if ref}
 
 
 def build_proxy(options: BuildOptions) -> dict[str, Path]:
     """Build, test and package as ``options`` say; returns {binary name: path}."""
-    if options.image:
-        image.docker_client()  # no engine: fail before the build, not after it
+    packaged = images(options)
+    if packaged:  # no engine and no debootstrap, or no registry to push to: fail before the build, not after it
+        packager = image.prepare(list(packaged), options.push)
     if options.node_binaries:
         find_gcc()  # likewise: pause comes last, after minutes of Go builds
     built = build_kube_proxy(options.k8s_src, rap=options.rap, stock=options.stock, force=options.force)
@@ -66,8 +82,8 @@ def build_proxy(options: BuildOptions) -> dict[str, Path]:
         built["pause"] = build_pause(options.k8s_src, force=options.force)
     if options.test:
         test_proxy(options.k8s_src)
-    if options.image:
-        image.build_image(options.image, built["kube-proxy"], push=options.push)
+    for ref, binary in packaged.items():
+        packager.package(ref, built[binary], options.push)
     return built
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.leftovers import processes_naming
+
 pytestmark = pytest.mark.slow
 
 INSTALL_HINT = "./scripts/install.sh installs Debian's containerd (with ctr), runc and containernetworking-plugins"
@@ -45,20 +47,6 @@ def _sections(text: str) -> dict[str, dict[str, str]]:
     return found
 
 
-def _processes_naming(marker: str) -> list[str]:
-    """Every live process whose command line names ``marker`` (our folder), as 'pid cmdline'."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:  # gone meanwhile
-                continue
-            if marker in cmdline:
-                found.append(f"{entry.name} {cmdline}")
-    return found
-
-
 def _stop(proc: subprocess.Popen, timeout: float = 30) -> bool:
     """SIGTERM, as a node's teardown will send it; True if that sufficed, else SIGKILL and False."""
     proc.terminate()
@@ -79,7 +67,7 @@ def root(tmp_path):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} is not installed: {INSTALL_HINT}")
     yield tmp_path
-    for line in _processes_naming(str(tmp_path)):  # a failed test must not leave one either
+    for line in processes_naming(str(tmp_path)):  # a failed test must not leave one either
         os.kill(int(line.split()[0]), 9)
 
 
@@ -107,7 +95,7 @@ def test_own_containerd_answers_ctr_and_stops_leaving_nothing(root):
         log.close()
     assert stopped_by_term, "containerd did not stop within 30 s of SIGTERM (it was killed)"
     assert proc.returncode == 0, (root / "containerd.log").read_text()
-    assert _processes_naming(str(root)) == []
+    assert processes_naming(str(root)) == []
     assert [m for m in Path("/proc/self/mounts").read_text().splitlines() if str(root) in m] == []
     if not etc_cni_before:  # the CRI plugin made its CNI folder in ours, not in /etc
         assert not Path("/etc/cni").exists() and (root / "cni").is_dir()

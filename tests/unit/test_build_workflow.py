@@ -5,6 +5,7 @@ The steps themselves are replaced by recorders: nothing here runs go or Docker.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,7 @@ def steps(monkeypatch):
 
     def kube_proxy(k8s_src, rap, stock, force):
         done.append(f"kube-proxy rap={rap} stock={stock}")
-        return {"kube-proxy": Path("/out/kube-proxy")}
+        return {"kube-proxy": Path("/out/kube-proxy"), **({"kube-proxy-stock": Path("/out/stock")} if stock else {})}
 
     monkeypatch.setattr(workflow, "build_kube_proxy", kube_proxy)
     monkeypatch.setattr(workflow, "build_apiserver", lambda k8s_src, force: done.append("apiserver") or Path("/out/a"))
@@ -49,17 +50,40 @@ def steps(monkeypatch):
     monkeypatch.setattr(workflow, "build_pause", lambda k8s_src, force: done.append("pause") or Path("/out/pause"))
     monkeypatch.setattr(workflow, "find_gcc", lambda: done.append("gcc"))
     monkeypatch.setattr(workflow, "test_proxy", lambda k8s_src: done.append("test"))
-    monkeypatch.setattr(workflow.image, "docker_client", lambda: done.append("engine"))
-    monkeypatch.setattr(workflow.image, "build_image", lambda ref, binary, push: done.append(f"image {ref} {binary} push={push}"))
+
+    class Packager:
+        def package(self, ref, binary, push):
+            done.append(f"image {ref} {binary} push={push}")
+
+    monkeypatch.setattr(workflow.image, "prepare",
+                        lambda refs, push: done.append(f"prepare {refs} push={push}") or Packager())
     return done
 
 
 def test_build_proxy_checks_the_engine_first_and_packages_last(steps):
     opts = workflow.parse_options(stock=True, apiserver=True, image_ref="reg:5000/rap/kube-proxy:v1", push=True)
     built = workflow.build_proxy(opts)
-    assert steps == ["engine", "kube-proxy rap=True stock=True", "apiserver", "test",
-                     "image reg:5000/rap/kube-proxy:v1 /out/kube-proxy push=True"]
-    assert set(built) == {"kube-proxy", "kube-apiserver"}
+    assert steps == ["prepare ['reg:5000/rap/kube-proxy:v1'] push=True", "kube-proxy rap=True stock=True",
+                     "apiserver", "test", "image reg:5000/rap/kube-proxy:v1 /out/kube-proxy push=True"]
+    assert set(built) == {"kube-proxy", "kube-proxy-stock", "kube-apiserver"}
+
+
+def test_stock_image_builds_stock_and_packages_both(steps):
+    opts = workflow.parse_options(test=False, image_ref="reg:5000/rap/kp:v1-rap", stock_image="reg:5000/rap/kp:v1",
+                                  push=True)
+    assert opts.stock
+    workflow.build_proxy(opts)
+    assert steps == ["prepare ['reg:5000/rap/kp:v1-rap', 'reg:5000/rap/kp:v1'] push=True",
+                     "kube-proxy rap=True stock=True", "image reg:5000/rap/kp:v1-rap /out/kube-proxy push=True",
+                     "image reg:5000/rap/kp:v1 /out/stock push=True"]
+
+
+def test_image_options_are_checked_before_anything_is_built():
+    assert workflow.parse_options(rap=False, stock_image="reg:5000/rap/kp:v1", push=True).stock_image
+    with pytest.raises(BuildOptionError, match="its own tag"):
+        workflow.parse_options(image_ref="reg:5000/kp:v1", stock_image="reg:5000/kp:v1")
+    with pytest.raises(BuildOptionError, match="lowercase"):
+        workflow.parse_options(stock_image="reg:5000/KP:v1")
 
 
 def test_build_proxy_no_test_no_image(steps):
@@ -94,7 +118,8 @@ def test_no_gcc_fails_before_any_go_build(steps, monkeypatch):
 
 
 def _unwrapped(text: str) -> str:
-    return " ".join(text.split())
+    """Help text as one line; invoke's wrapper may break a line after a hyphen (kube-controller-|manager)."""
+    return re.sub(r"(\w-) (\w)", r"\1\2", " ".join(text.split()))
 
 
 def test_both_entry_points_explain_node_binaries(capsys):
