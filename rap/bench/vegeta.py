@@ -10,9 +10,7 @@ measures both. Not here: the comparison (rap.bench.crosscheck).
 from __future__ import annotations
 
 import json
-import os
 import resource
-import shutil
 import subprocess
 from datetime import datetime
 from pathlib import Path
@@ -39,35 +37,10 @@ def binary_path() -> Path:
 
 def build(force: bool = False) -> Path:
     """``<cache>/bin/vegeta`` at VERSION, built unless the stamp says it already is."""
-    from rap.build.toolchain import go_env, go_version, run_go
-    from rap.paths import cache_dir
+    from rap.build import pinned
 
-    out = binary_path()
-    stamp = out.with_name("vegeta.stamp")
-    env = go_env(cache_dir())
-    want = f"{MODULE}@{VERSION} {SUM} {go_version(env)}"
-    if not force and out.is_file() and stamp.is_file() and stamp.read_text().strip() == want:
-        return out
-    # An empty folder of our own as the working directory, so no go.mod around it takes part.
-    work = cache_dir() / "tmp" / f"vegeta-build-{os.getpid()}"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    try:
-        module = f"{MODULE}@{VERSION}"
-        info = json.loads(run_go(["mod", "download", "-json", module], work, env, "vegeta download",
-                                 capture=True))
-        if info.get("Sum") != SUM:
-            raise VegetaError(f"{module} from the Go module proxy has checksum {info.get('Sum')!r}, "
-                                  f"not the pinned {SUM}: do not use it; check GOPROXY "
-                                  f"and, for a new release, update VERSION and SUM in rap/bench/vegeta.py together")
-        run_go(["install", "-trimpath", "-ldflags", f"-X main.Version={VERSION}", module],
-               work, {**env, "GOBIN": str(work / "bin")}, "vegeta build")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(work / "bin" / "vegeta", out)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    stamp.write_text(want + "\n")
-    return out
+    return pinned.install(pinned.Pin("vegeta", MODULE, VERSION, SUM, MODULE, "rap/bench/vegeta.py",
+                                     ldflags=f"-X main.Version={VERSION}", error=VegetaError), binary_path(), force)
 
 
 def attack_flags(rate: int, duration_s: float, timeout_s: float) -> list[str]:

@@ -5,7 +5,7 @@ Ready, renews their Leases, and moves their Pods to Running with an IP. The
 scale measurement (rap.scale) runs it against the local kube-apiserver.
 Built with the project's Go toolchain (rap.build.toolchain) into
 ``<cache>/bin/kwok-<version>``, from one version whose module checksum is
-kept here, as vegeta is (rap/bench/vegeta.py). Not here: running it
+kept here, as vegeta is (rap/bench/vegeta.py), through rap.build.pinned. Not here: running it
 (rap.scale.kwok).
 
 Why v0.6.1: the oldest release the Go module proxy serves here (v0.6.1,
@@ -18,12 +18,9 @@ no CRD. Measured working against the local v1.21.14 API server by
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 from pathlib import Path
 
-from rap.build import BuildError
+from rap.build import pinned
 
 MODULE = "sigs.k8s.io/kwok"
 PACKAGE = f"{MODULE}/cmd/kwok"
@@ -40,35 +37,9 @@ def binary_path(version: str = VERSION) -> Path:
 
 def build(force: bool = False) -> Path:
     """``<cache>/bin/kwok-VERSION``, built unless its stamp says it already is (about 90 s the first time)."""
-    from rap.build.toolchain import go_env, go_version, run_go
-    from rap.paths import cache_dir
-
-    out = binary_path()
-    stamp = out.with_name(out.name + ".stamp")
-    env = go_env(cache_dir())
-    want = f"{MODULE}@{VERSION} {SUM} {go_version(env)}"
-    if not force and out.is_file() and stamp.is_file() and stamp.read_text().strip() == want:
-        return out
-    # An empty folder of our own as the working directory, so no go.mod around it takes part.
-    work = cache_dir() / "tmp" / f"kwok-build-{os.getpid()}"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    try:
-        module = f"{MODULE}@{VERSION}"
-        info = json.loads(run_go(["mod", "download", "-json", module], work, env, "kwok download", capture=True))
-        if info.get("Sum") != SUM:
-            raise BuildError(f"{module} from the Go module proxy has checksum {info.get('Sum')!r}, not the pinned "
-                             f"{SUM}: do not use it; check GOPROXY and, for a new release, update VERSION and SUM "
-                             "in rap/build/kwok.py together")
-        # -mod=mod: `go install pkg@version` resolves the release's own go.mod, never a workspace's.
-        run_go(["install", "-trimpath", f"{PACKAGE}@{VERSION}"], work,
-               {**env, "GOBIN": str(work / "bin"), "GOFLAGS": "-mod=mod"}, "kwok build")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(work / "bin" / "kwok", out)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    stamp.write_text(want + "\n")
-    return out
+    # -mod=mod: `go install pkg@version` resolves the release's own go.mod, never a workspace's.
+    return pinned.install(pinned.Pin("kwok", MODULE, VERSION, SUM, PACKAGE, "rap/build/kwok.py",
+                                     env={"GOFLAGS": "-mod=mod"}), binary_path(), force)
 
 
 if __name__ == "__main__":  # python3 -m rap.build.kwok: build (or find) it and print its path

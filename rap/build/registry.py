@@ -16,9 +16,7 @@ v2.8.3+incompatible); the newest the Go module proxy serves here.
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -29,7 +27,7 @@ from pathlib import Path
 import yaml
 
 from rap import paths
-from rap.build import BuildError, stamp, status
+from rap.build import BuildError, pinned, status
 
 MODULE = "github.com/distribution/distribution/v3"
 PACKAGE = f"{MODULE}/cmd/registry"
@@ -50,35 +48,9 @@ def registry_path() -> Path:
 
 def build_registry(force: bool = False) -> Path:
     """``build_out_dir()/registry``, built unless its stamp is current (about a minute the first time)."""
-    from rap.build.toolchain import go_env, go_version, run_go
-
-    out = registry_path()
-    env = go_env(paths.cache_dir())
-    inputs = stamp.digest([MODULE, VERSION, SUM, go_version(env)])
-    if not force and stamp.is_current(out, inputs):
-        status.say(f"registry: up to date ({out}), inputs unchanged")
-        return out
-    # An empty folder of our own as the working directory, so no go.mod around it takes part.
-    work = paths.cache_dir() / "tmp" / f"registry-build-{os.getpid()}"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    started = time.monotonic()
-    try:
-        module = f"{MODULE}@{VERSION}"
-        info = json.loads(run_go(["mod", "download", "-json", module], work, env, "registry download",
-                                 capture=True))
-        if info.get("Sum") != SUM:
-            raise RegistryError(f"{module} from the Go module proxy has checksum {info.get('Sum')!r}, not the "
-                                f"pinned {SUM}: do not use it; check GOPROXY and, for a new release, update "
-                                "VERSION and SUM in rap/build/registry.py together")
-        with stamp.replacing(out, inputs) as tmp:
-            run_go(["install", "-trimpath", f"{PACKAGE}@{VERSION}"], work,
-                   {**env, "GOBIN": str(work / "bin"), "GOFLAGS": "-mod=mod"}, "registry build")
-            os.replace(work / "bin" / "registry", tmp)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    status.say(f"registry: built in {time.monotonic() - started:.0f}s -> {out}")
-    return out
+    return pinned.install(pinned.Pin("registry", MODULE, VERSION, SUM, PACKAGE, "rap/build/registry.py",
+                                     env={"GOFLAGS": "-mod=mod"}, error=RegistryError),
+                          registry_path(), force, say=status.say)
 
 
 def check_listen_address(host: str) -> str:
