@@ -143,25 +143,9 @@ func newLoadBalancer(rb *rapBalancer) *LoadBalancerRR {
 		rap:      rb,
 	}
 	if rb != nil {
-		rb.endpointNodes, rb.serviceNodes = lb.endpointNodes, lb.serviceNodes
+		rb.serviceNodes = lb.serviceNodes
 	}
 	return lb
-}
-
-// endpointNodes: every node that hosts an endpoint of a Service this proxy
-// carries (read by the monitor once per period).
-func (lb *LoadBalancerRR) endpointNodes() map[string]bool {
-	lb.lock.RLock()
-	defer lb.lock.RUnlock()
-	out := map[string]bool{}
-	for _, state := range lb.services {
-		for _, n := range state.nodes {
-			if n != "" {
-				out[n] = true
-			}
-		}
-	}
-	return out
 }
 
 // serviceNodes: per Service port this proxy carries, the nodes hosting its

@@ -243,11 +243,9 @@ type rapAggMonitor struct {
 	timeout time.Duration
 	dial    func(ctx context.Context, addr string) error
 	wall    func() time.Time
-	// endpointNodes: the nodes hosting endpoints of this proxy's Services,
-	// probed first; nil means none known.
-	endpointNodes func() map[string]bool
 	// serviceNodes: per Service port, the nodes hosting its endpoints (the
-	// bounded view is drawn from them); nil means none known.
+	// bounded view is drawn from them, and they are probed first); nil
+	// means none known.
 	serviceNodes func() [][]string
 	viewNodes    int // RAP_VIEW_NODES: 0 watches every node's record
 	jitter       func(max time.Duration) time.Duration
@@ -557,9 +555,15 @@ type rapProbeTarget struct {
 // probeTargets picks at most m.probes nodes: those hosting endpoints first,
 // within each group the longest unmeasured first, names breaking ties.
 func (m *rapAggMonitor) probeTargets() []rapProbeTarget {
-	var hosting map[string]bool
-	if m.endpointNodes != nil {
-		hosting = m.endpointNodes()
+	hosting := map[string]bool{}
+	if m.serviceNodes != nil {
+		for _, nodes := range m.serviceNodes() {
+			for _, n := range nodes {
+				if n != "" {
+					hosting[n] = true
+				}
+			}
+		}
 	}
 	m.mu.Lock()
 	var all []rapProbeTarget

@@ -337,7 +337,7 @@ func TestRAPAggProbeTargetsAreBoundedAndPreferEndpointHosts(t *testing.T) {
 		m.loads[rapAggLoadPrefix+n] = rapAggNode{name: n, ip: "10.0.0." + n[len(n)-1:]}
 	}
 	m.loads[rapAggLoadPrefix+"node-6"] = rapAggNode{name: "node-6"} // no IP: never dialled
-	m.endpointNodes = func() map[string]bool { return map[string]bool{"node-4": true, "node-6": true} }
+	m.serviceNodes = func() [][]string { return [][]string{{"node-4"}, {"node-6", ""}} }
 	m.rtt = map[string]rapRTT{"node-2": {ms: 1, at: 50}}
 
 	got := m.probeTargets()

@@ -135,7 +135,7 @@ func startRAPAggMonitor(ctx context.Context, rb *rapBalancer, cfg *rest.Config, 
 		return fmt.Errorf("RAP monitor client: %v", err)
 	}
 	m := newRAPAggMonitor(rb, client, ms.rttPort, ms.rttProbes, ms.viewNodes)
-	m.endpointNodes, m.serviceNodes = rb.endpointNodes, rb.serviceNodes
+	m.serviceNodes = rb.serviceNodes
 	klog.InfoS("RAP: starting the resource monitor", "monitor", ms.kind, "node", rb.localNode, "periodS", rb.cfg.periodS,
 		"rttPort", ms.rttPort, "rttProbes", ms.rttProbes, "viewNodes", ms.viewNodes, "namespace", rapAggNamespace, "apiserver", cfg.Host)
 	m.start(ctx)

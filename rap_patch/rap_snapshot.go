@@ -70,12 +70,9 @@ type rapBalancer struct {
 	localNode string
 	clock     func() float64
 	snap      atomic.Value // *rapSnapshot
-	// endpointNodes: the nodes hosting this proxy's endpoints (set by
-	// newLoadBalancer); the aggregated monitor probes them first.
-	endpointNodes func() map[string]bool
 	// serviceNodes: per Service port, the nodes hosting its endpoints (set
-	// by newLoadBalancer); the aggregated monitor's bounded view is drawn
-	// from them.
+	// by newLoadBalancer); the aggregated monitor draws its bounded view from
+	// them and probes them first.
 	serviceNodes func() [][]string
 }
 

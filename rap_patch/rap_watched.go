@@ -66,6 +66,17 @@ func rapWatchedNodes(local string, serviceNodes [][]string, k int) map[string]bo
 		return nil
 	}
 	out := map[string]bool{local: true}
+	// One sha256 per node for the whole call: Service ports share nodes, and
+	// the sort compares each node many times.
+	rank := map[string]uint64{}
+	rankOf := func(n string) uint64 {
+		r, ok := rank[n]
+		if !ok {
+			r = rapWatchRank(local, n)
+			rank[n] = r
+		}
+		return r
+	}
 	for _, nodes := range serviceNodes {
 		seen := map[string]bool{}
 		var others []string
@@ -76,7 +87,7 @@ func rapWatchedNodes(local string, serviceNodes [][]string, k int) map[string]bo
 			}
 		}
 		sort.Slice(others, func(i, j int) bool {
-			ri, rj := rapWatchRank(local, others[i]), rapWatchRank(local, others[j])
+			ri, rj := rankOf(others[i]), rankOf(others[j])
 			if ri != rj {
 				return ri > rj
 			}
